@@ -1,0 +1,1 @@
+//! smidl FHE engine (work in progress).

@@ -1,0 +1,13 @@
+//! smidl node: a Substrate node (Aura + GRANDPA) running the smidl runtime.
+
+#![warn(missing_docs)]
+
+mod chain_spec;
+mod cli;
+mod command;
+mod rpc;
+mod service;
+
+fn main() -> sc_cli::Result<()> {
+	command::run()
+}
