@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(ds.feature_count(), 30);
         assert_eq!(ds.train_x.len(), 455);
         assert_eq!(ds.test_x.len(), 114);
-        assert!(ds.train_y.iter().any(|&y| y == 1) && ds.train_y.iter().any(|&y| y == 0));
+        assert!(ds.train_y.contains(&1) && ds.train_y.contains(&0));
     }
 
     #[test]
@@ -148,6 +148,9 @@ mod tests {
             parse_feature_row("1,2,NaN", 3),
             Err(FheError::Csv(_))
         ));
-        assert_eq!(parse_feature_row("1, 2.5,-3", 3).unwrap(), vec![1.0, 2.5, -3.0]);
+        assert_eq!(
+            parse_feature_row("1, 2.5,-3", 3).unwrap(),
+            vec![1.0, 2.5, -3.0]
+        );
     }
 }

@@ -40,15 +40,9 @@ pub enum FheError {
     #[error("expected a {expected:?}, found object tag {found}")]
     WrongKind { expected: ObjectKind, found: u8 },
     #[error("{kind:?}: corrupted payload: {reason}")]
-    Corrupted {
-        kind: ObjectKind,
-        reason: String,
-    },
+    Corrupted { kind: ObjectKind, reason: String },
     #[error("{kind:?}: made for other parameters: {reason}")]
-    WrongParameters {
-        kind: ObjectKind,
-        reason: String,
-    },
+    WrongParameters { kind: ObjectKind, reason: String },
     #[error("{kind:?}: trailing bytes after the payload")]
     TrailingBytes { kind: ObjectKind },
     #[error("this model needs an evaluation key and none was given")]

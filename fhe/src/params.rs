@@ -7,6 +7,7 @@
 //! model in this module so every bootstrap fails with probability ≤ 2^-40.
 
 use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::noise_formulas::lwe_keyswitch::keyswitch_additive_variance_132_bits_security_gaussian;
 use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::pbs_variance_132_bits_security_gaussian_fft_mul;
 use tfhe::core_crypto::prelude::*;
 use tfhe::shortint::parameters::ClassicPBSParameters;
@@ -21,9 +22,10 @@ pub const DESIGN_LOG2_P_FAIL: f64 = -44.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum ParamSetId {
-    /// Levelled only (no bootstrap, no evaluation key): inputs are LWE ciphertexts under the
-    /// 2048-coefficient key of `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`'s GLWE side.
-    /// Used for logistic regression and other linear models.
+    /// Levelled only (no bootstrap, no evaluation key): the features are packed into the
+    /// coefficients of one GLWE ciphertext (k = 1, N = 2048) of
+    /// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`; outputs are LWE ciphertexts under
+    /// the same key seen as a 2048-dimensional LWE key. Used for linear models.
     Leveled2048 = 1,
     /// Bootstrapped: inputs are LWE ciphertexts under the small (n = 931) key of
     /// `V1_4_PARAM_MESSAGE_5_CARRY_0_KS_PBS_GAUSSIAN_2M128`; one PBS (N = 4096) per neuron.
@@ -47,7 +49,7 @@ impl ParamSetId {
                     self,
                     "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
                     &p,
-                    InputKey::Glwe,
+                    InputKey::GlwePacked,
                 )
             }
             Self::Pbs4096 => {
@@ -68,8 +70,11 @@ impl ParamSetId {
 pub enum InputKey {
     /// The small LWE key (dimension n): the bootstrap's input side.
     Lwe,
-    /// The GLWE key seen as an LWE key of dimension k·N.
-    Glwe,
+    /// One GLWE ciphertext whose first coefficients hold the features. The server multiplies
+    /// by the weight polynomial Σ w_j·X^(−j) and extracts coefficient 0: an LWE ciphertext of
+    /// Σ w_j·x_j under the GLWE key seen as an LWE key of dimension k·N. Only one mask
+    /// polynomial is regenerated from the seed instead of one mask per feature.
+    GlwePacked,
 }
 
 /// The crypto parameters of one set (all public).
@@ -85,6 +90,10 @@ pub struct CryptoParams {
     pub glwe_noise: DynamicDistribution<u64>,
     pub pbs_base_log: DecompositionBaseLog,
     pub pbs_level: DecompositionLevelCount,
+    /// Key switch from the GLWE-derived key back to the small key (between bootstrapped
+    /// layers of deeper networks).
+    pub ks_base_log: DecompositionBaseLog,
+    pub ks_level: DecompositionLevelCount,
     pub input_key: InputKey,
 }
 
@@ -105,6 +114,8 @@ impl CryptoParams {
             glwe_noise: p.glwe_noise_distribution,
             pbs_base_log: p.pbs_base_log,
             pbs_level: p.pbs_level,
+            ks_base_log: p.ks_base_log,
+            ks_level: p.ks_level,
             input_key,
         }
     }
@@ -122,7 +133,7 @@ impl CryptoParams {
     pub fn input_lwe_dimension(&self) -> LweDimension {
         match self.input_key {
             InputKey::Lwe => self.lwe_dimension,
-            InputKey::Glwe => self.big_lwe_dimension(),
+            InputKey::GlwePacked => self.big_lwe_dimension(),
         }
     }
 
@@ -130,7 +141,7 @@ impl CryptoParams {
     pub fn input_noise(&self) -> DynamicDistribution<u64> {
         match self.input_key {
             InputKey::Lwe => self.lwe_noise,
-            InputKey::Glwe => self.glwe_noise,
+            InputKey::GlwePacked => self.glwe_noise,
         }
     }
 
@@ -157,6 +168,19 @@ impl CryptoParams {
             self.pbs_base_log,
             self.pbs_level,
             53.0,
+            2f64.powi(64),
+        )
+        .0
+    }
+
+    /// Additive variance (torus units) of one key switch from the big to the small key.
+    pub fn keyswitch_variance(&self) -> f64 {
+        keyswitch_additive_variance_132_bits_security_gaussian(
+            self.big_lwe_dimension(),
+            self.lwe_dimension,
+            self.ks_base_log,
+            self.ks_level,
+            2f64.powi(64),
             2f64.powi(64),
         )
         .0
@@ -227,16 +251,17 @@ pub fn log2_gaussian_two_sided_tail(z: f64) -> f64 {
 pub fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87
-                                    + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 {
         r
     } else {

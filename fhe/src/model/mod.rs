@@ -165,10 +165,16 @@ impl FloatModel {
         if f == 0 || f > crate::dataset::MAX_FEATURES || self.normaliser.std.len() != f {
             return Err(FheError::Model(format!("bad feature count {f}")));
         }
-        if self.normaliser.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+        if self
+            .normaliser
+            .std
+            .iter()
+            .any(|s| !s.is_finite() || *s == 0.0)
             || self.normaliser.mean.iter().any(|m| !m.is_finite())
         {
-            return Err(FheError::Model("normaliser has zero or non-finite values".into()));
+            return Err(FheError::Model(
+                "normaliser has zero or non-finite values".into(),
+            ));
         }
         if self.layers.is_empty() {
             return Err(FheError::Model("no layers".into()));
@@ -186,7 +192,12 @@ impl FloatModel {
             if l.outputs() > crate::dataset::MAX_FEATURES {
                 return Err(FheError::Model(format!("layer {k}: too wide")));
             }
-            if l.weights.iter().flatten().chain(&l.bias).any(|v| !v.is_finite()) {
+            if l.weights
+                .iter()
+                .flatten()
+                .chain(&l.bias)
+                .any(|v| !v.is_finite())
+            {
                 return Err(FheError::Model(format!("layer {k}: non-finite weight")));
             }
             width = l.outputs();
@@ -197,10 +208,14 @@ impl FloatModel {
             ));
         }
         if self.output == OutputTransform::Sigmoid && width != 1 {
-            return Err(FheError::Model("sigmoid output needs exactly one logit".into()));
+            return Err(FheError::Model(
+                "sigmoid output needs exactly one logit".into(),
+            ));
         }
         if self.output == OutputTransform::Softmax && width < 2 {
-            return Err(FheError::Model("softmax output needs two or more logits".into()));
+            return Err(FheError::Model(
+                "softmax output needs two or more logits".into(),
+            ));
         }
         if let Some(r) = self.clip_norm {
             if !(r.is_finite() && r > 0.0) {

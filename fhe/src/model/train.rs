@@ -25,6 +25,7 @@ impl Default for LrConfig {
 }
 
 /// Train a binary logistic regression on `ds.train_*`.
+#[allow(clippy::needless_range_loop)] // symmetric-matrix loops read best with indices
 pub fn train_logistic_regression(ds: &Dataset, cfg: &LrConfig) -> Result<FloatModel> {
     if !(cfg.l2_lambda.is_finite() && cfg.l2_lambda > 0.0) {
         return Err(FheError::Model("l2_lambda must be > 0".into()));
@@ -56,9 +57,11 @@ pub fn train_logistic_regression(ds: &Dataset, cfg: &LrConfig) -> Result<FloatMo
             grad[i] += cfg.l2_lambda * theta[i];
             hess[i][i] += cfg.l2_lambda;
         }
+        // Mirror the lower triangle.
         for i in 0..d {
             for j in 0..i {
-                hess[j][i] = hess[i][j];
+                let v = hess[i][j];
+                hess[j][i] = v;
             }
         }
         let step = solve_spd(hess, &grad)
@@ -108,7 +111,7 @@ impl Default for MlpConfig {
             outputs: 2,
             epochs: 1500,
             learning_rate: 0.01,
-            l2_lambda: 1e-3,
+            l2_lambda: 1e-2,
             seed: 7,
         }
     }
@@ -305,6 +308,7 @@ impl Adam {
 }
 
 /// Cholesky solve of a symmetric positive definite system.
+#[allow(clippy::needless_range_loop)] // index form mirrors the textbook algorithm
 fn solve_spd(mut a: Vec<Vec<f64>>, b: &[f64]) -> Option<Vec<f64>> {
     let n = b.len();
     for j in 0..n {

@@ -404,7 +404,7 @@ pub mod pallet {
 		fn integrity_test() {
 			assert!(T::MaxWorkers::get() > 0, "MaxWorkers must be positive");
 			assert!(T::MaxRequestsPerBlock::get() > 0, "MaxRequestsPerBlock must be positive");
-			let b = DefaultBounds::<T>();
+			let b = <DefaultBounds<T> as Get<BoundsOf<T>>>::get();
 			// The largest allowed ε must square without overflow in the zCDP arithmetic.
 			assert!(privacy::rho_per_query(b.max_epsilon_per_query).is_some());
 			assert!(privacy::rho_budget(b.max_account_budget, MAX_DELTA_EXPONENT).is_some());

@@ -1,7 +1,7 @@
 //! Types stored by the pallet, passed to its calls and returned by its runtime API.
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use frame_support::{pallet_prelude::*, BoundedVec, CloneNoBound, EqNoBound, PartialEqNoBound, RuntimeDebugNoBound};
+use frame_support::{pallet_prelude::*, BoundedVec, CloneNoBound, EqNoBound, PartialEqNoBound, DebugNoBound};
 use frame_system::pallet_prelude::BlockNumberFor;
 use scale_info::TypeInfo;
 use sp_core::H256;
@@ -20,7 +20,7 @@ pub type PrivacyUnits = u64;
 
 /// How an account's privacy loss composes across queries.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum Accounting {
 	/// Pure ε-DP, basic composition: every query spends `epsilon_per_query`; the budget is ε.
@@ -36,7 +36,7 @@ pub enum Accounting {
 
 /// Usage policy of a model, set by its owner.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub struct Policy<Balance, BlockNumber> {
 	/// K: queries allowed in one epoch (all accounts together); the model locks at N ≥ K.
@@ -58,7 +58,7 @@ pub struct Policy<Balance, BlockNumber> {
 
 /// When a policy update takes effect.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum PolicyApplication {
 	/// Only tightens the running epoch: applied at once.
@@ -72,7 +72,7 @@ pub enum PolicyApplication {
 
 /// Life-cycle state of a model.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum ModelState {
 	/// Accepting requests.
@@ -87,7 +87,7 @@ pub enum ModelState {
 
 /// Why an epoch expired.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum ExpiryReason {
 	/// `epoch_lifetime` blocks passed since the epoch started.
@@ -98,7 +98,7 @@ pub enum ExpiryReason {
 
 /// A model and the state of its current epoch.
 #[derive(
-	Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, RuntimeDebugNoBound, TypeInfo, MaxEncodedLen,
+	Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound(T: Config))]
@@ -138,7 +138,7 @@ pub struct ModelInfo<T: Config> {
 
 /// What one account did with one model.
 #[derive(
-	Encode, Decode, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen, Default,
+	Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen, Default,
 )]
 pub struct AccountUsage<BlockNumber> {
 	/// Epoch that `queries` counts; older values read as 0 (lazy reset).
@@ -154,7 +154,7 @@ pub struct AccountUsage<BlockNumber> {
 }
 
 /// An evaluation key a client uploaded to the model's workers.
-#[derive(Encode, Decode, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen)]
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
 pub struct EvalKeyInfo<BlockNumber> {
 	/// BLAKE2-256 of the serialised evaluation key.
 	pub commitment: H256,
@@ -164,7 +164,7 @@ pub struct EvalKeyInfo<BlockNumber> {
 
 /// Why a worker refused to evaluate a request.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, Copy, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum RejectReason {
 	/// No uploaded ciphertext hashes to the input commitment.
@@ -183,7 +183,7 @@ pub enum RejectReason {
 
 /// State of an inference request.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub enum RequestStatus {
 	/// Waiting for a worker.
@@ -204,7 +204,7 @@ pub enum RequestStatus {
 
 /// An inference request.
 #[derive(
-	Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, RuntimeDebugNoBound, TypeInfo, MaxEncodedLen,
+	Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound(T: Config))]
@@ -235,8 +235,19 @@ pub struct InferenceRequest<T: Config> {
 
 /// Chain-wide bounds on policies, set by `Root`.
 #[derive(
-	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo, MaxEncodedLen,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	Clone,
+	PartialEq,
+	Eq,
+	Debug,
+	TypeInfo,
+	MaxEncodedLen,
+	serde::Serialize,
+	serde::Deserialize,
 )]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GlobalBounds<BlockNumber> {
 	/// Largest K a policy may set.
 	pub max_queries_per_epoch: u32,
@@ -251,7 +262,7 @@ pub struct GlobalBounds<BlockNumber> {
 }
 
 /// A model's status as seen at a given block, for clients (runtime API).
-#[derive(Encode, Decode, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo)]
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo)]
 pub struct ModelStatus<BlockNumber> {
 	/// State with time limits applied at the queried block.
 	pub state: ModelState,
@@ -274,7 +285,7 @@ pub struct ModelStatus<BlockNumber> {
 }
 
 /// An account's standing with a model, for clients (runtime API).
-#[derive(Encode, Decode, Clone, PartialEq, Eq, RuntimeDebug, TypeInfo)]
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo)]
 pub struct AccountStatus {
 	/// n_i in the current epoch.
 	pub queries: u32,
@@ -294,7 +305,7 @@ pub struct AccountStatus {
 }
 
 /// A model pre-registered at genesis (plain types so that chain-spec JSON stays readable).
-#[derive(Clone, PartialEq, Eq, RuntimeDebug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisModel<AccountId> {
 	/// Owner.

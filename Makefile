@@ -1,0 +1,33 @@
+# smidl — the two set-up commands are `make setup` and `make test`; the main job is `make demo`.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
+
+.PHONY: setup test build node lint fmt polkadot-js demo clean-chain
+
+## Install what a fresh Debian machine needs (idempotent).
+setup:
+	bash scripts/setup.sh
+
+## Everything CI runs: format check, all Rust tests (pallet, runtime, node smoke, FHE engine),
+## then the polkadot.js end-to-end script against a real dev node.
+test:
+	bash scripts/test.sh
+
+## Build the node (debug profile, persistent target dir).
+node:
+	bash scripts/cargo.sh build -p smidl-node
+
+## Lints (cargo fmt + clippy on all targets).
+lint:
+	cargo fmt --all -- --check
+	bash scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## Only the polkadot.js script (starts its own dev node).
+polkadot-js:
+	bash scripts/polkadot-js-test.sh
+
+## Start a dev chain on ws://127.0.0.1:9944 (Ctrl-C to stop).
+dev-chain:
+	bash scripts/cargo.sh run -p smidl-node -- --dev --tmp --rpc-cors all

@@ -1,0 +1,669 @@
+//! The server half: the [`ServerModel`] (integer weights and lookup tables; secret, only the
+//! worker loads it) and encrypted evaluation.
+//!
+//! Linear layers are levelled LWE arithmetic (integer weights times ciphertexts, no bootstrap,
+//! no key). Each hidden neuron costs one programmable bootstrap per output head: centred
+//! modulus switch of its accumulator, blind rotation of a lookup table that already contains
+//! `activation × output weight`, and sample extraction. Bootstraps run in parallel on rayon.
+
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::math::random::Seed;
+use tfhe::core_crypto::fft_impl::fft64::crypto::bootstrap::bootstrap_scratch;
+use tfhe::core_crypto::prelude::*;
+
+use crate::client::{ClientSpec, EncryptedInput, EncryptedOutput, EvaluationKey, ModelMetadata};
+use crate::dataset::Dataset;
+use crate::error::{FheError, ObjectKind, Result};
+use crate::model::FloatModel;
+use crate::quant::{self, QuantBody, QuantConfig, Quantised};
+use crate::serial;
+
+/// The provider's model as the worker runs it.
+pub struct ServerModel {
+    spec: ClientSpec,
+    body: QuantBody,
+    /// Trivial GLWE accumulators, `[head][neuron]`, built from the tables at load time.
+    luts: Vec<Vec<Vec<u64>>>,
+    /// Same for the earlier hidden layers, `[layer][neuron]`.
+    pre_luts: Vec<Vec<Vec<u64>>>,
+}
+
+// Weights are secret: Debug prints shapes only, so a stray `{:?}` cannot leak them to logs.
+impl std::fmt::Debug for ServerModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerModel")
+            .field("kind", &self.spec.metadata.kind)
+            .field("features", &self.spec.feature_count())
+            .field("outputs", &self.spec.output.count())
+            .field("bootstraps", &self.spec.metadata.bootstraps)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ServerModelWire {
+    spec: ClientSpec,
+    body: QuantBody,
+}
+
+/// An evaluation key expanded and converted to the Fourier domain: what the server keeps per
+/// client session. Converting costs about a second, so it is done once, not per input.
+pub struct ServerKey {
+    spec_id: [u8; 8],
+    fourier: FourierLweBootstrapKeyOwned,
+    ksk: Option<LweKeyswitchKeyOwned<u64>>,
+}
+
+impl ServerModel {
+    /// Quantise a float model (calibrating on the train rows) and build the server model.
+    pub fn compile(model: &FloatModel, ds: &Dataset, cfg: &QuantConfig) -> Result<Self> {
+        let q = quant::quantise(model, ds, cfg)?;
+        Self::from_quantised(&q)
+    }
+
+    pub fn from_quantised(q: &Quantised) -> Result<Self> {
+        Self::new(ClientSpec::from_quantised(q), q.body.clone())
+    }
+
+    fn new(spec: ClientSpec, body: QuantBody) -> Result<Self> {
+        spec.validate()?;
+        validate_body(&spec, &body)?;
+        let (luts, pre_luts) = build_luts(&spec, &body);
+        Ok(Self {
+            spec,
+            body,
+            luts,
+            pre_luts,
+        })
+    }
+
+    /// The public half to hand to clients.
+    pub fn client_spec(&self) -> &ClientSpec {
+        &self.spec
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.spec.metadata
+    }
+
+    /// Dequantisation step per output (score = integer · scale).
+    pub fn output_scale(&self) -> &[f64] {
+        &self.spec.output.scale
+    }
+
+    /// Largest |offset| [`Self::add_offset`] accepts: the centred output range minus what the
+    /// model itself can produce.
+    pub fn max_offset(&self) -> i64 {
+        (self.spec.output.slots / 2) as i64 - 1 - self.spec.output.max_abs
+    }
+
+    pub fn bootstrap_count(&self) -> usize {
+        self.body.bootstrap_count()
+    }
+
+    /// Clear evaluation of the integer model on an already quantised input: the reference the
+    /// encrypted result must equal.
+    pub fn eval_clear_quantised(&self, x_q: &[i64]) -> Vec<i64> {
+        quant::eval_clear(&self.body, x_q, &self.spec.output)
+    }
+
+    /// Clear evaluation on a raw feature vector.
+    pub fn eval_clear(&self, x: &[f64]) -> Result<Vec<i64>> {
+        let q = self.spec.input.quantise(x)?;
+        Ok(self.eval_clear_quantised(&q))
+    }
+
+    /// The integer accumulators entering the bootstraps, in the clear (test hook).
+    #[doc(hidden)]
+    pub fn debug_accumulator_values(&self, x_q: &[i64]) -> Vec<i64> {
+        match &self.body {
+            QuantBody::Network { weights, bias, .. } => weights
+                .iter()
+                .zip(bias)
+                .map(|(w, b)| w.iter().zip(x_q).map(|(a, x)| a * x).sum::<i64>() + b)
+                .collect(),
+            QuantBody::Linear { .. } => vec![],
+        }
+    }
+
+    /// Canonical encoding; only ever written to disk through [`crate::store::seal_model`].
+    pub(crate) fn canonical_bytes(&self) -> Vec<u8> {
+        serial::encode(
+            ObjectKind::ServerModel,
+            &ServerModelWire {
+                spec: self.spec.clone(),
+                body: self.body.clone(),
+            },
+        )
+    }
+
+    pub(crate) fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
+        let w: ServerModelWire = serial::decode(ObjectKind::ServerModel, bytes)?;
+        Self::new(w.spec, w.body)
+    }
+
+    /// BLAKE2b-256 over the canonical encoding: what gets registered on chain.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut h = Blake2b::<U32>::new();
+        h.update(b"smidl-fhe/server-model/v1");
+        h.update(self.canonical_bytes());
+        h.finalize().into()
+    }
+
+    /// Expand and convert a client's evaluation key.
+    pub fn prepare_key(&self, ek: &EvaluationKey) -> Result<ServerKey> {
+        ek.check(&self.spec)?;
+        let p = self.spec.params.params();
+        let seeded = SeededLweBootstrapKey::from_container(
+            ek.data.as_slice(),
+            p.glwe_dimension.to_glwe_size(),
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+            Seed(ek.seed).into(),
+            p.ciphertext_modulus(),
+        );
+        let mut std_bsk = LweBootstrapKey::new(
+            0u64,
+            p.glwe_dimension.to_glwe_size(),
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+            p.lwe_dimension,
+            p.ciphertext_modulus(),
+        );
+        par_decompress_seeded_lwe_bootstrap_key::<_, _, _, DefaultRandomGenerator>(
+            &mut std_bsk,
+            &seeded,
+        );
+        let mut fourier = FourierLweBootstrapKey::new(
+            p.lwe_dimension,
+            p.glwe_dimension.to_glwe_size(),
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+        );
+        par_convert_standard_lwe_bootstrap_key_to_fourier(&std_bsk, &mut fourier);
+        let ksk = (!ek.ksk.is_empty()).then(|| {
+            SeededLweKeyswitchKey::from_container(
+                ek.ksk.as_slice(),
+                p.ks_base_log,
+                p.ks_level,
+                p.lwe_dimension.to_lwe_size(),
+                Seed(ek.ksk_seed).into(),
+                p.ciphertext_modulus(),
+            )
+            .par_decompress_into_lwe_keyswitch_key()
+        });
+        Ok(ServerKey {
+            spec_id: ek.spec_id,
+            fourier,
+            ksk,
+        })
+    }
+
+    /// Evaluate the model on an encrypted input.
+    pub fn evaluate(
+        &self,
+        input: &EncryptedInput,
+        key: Option<&ServerKey>,
+    ) -> Result<EncryptedOutput> {
+        if self.spec.needs_evaluation_key() {
+            let key = key.ok_or(FheError::MissingEvaluationKey)?;
+            if key.spec_id != self.spec.id() {
+                return Err(FheError::WrongParameters {
+                    kind: ObjectKind::EvaluationKey,
+                    reason: "prepared for another model".into(),
+                });
+            }
+        }
+        Ok(self.evaluate_inner(input, key)?.0)
+    }
+
+    /// The encrypted accumulators that enter the bootstraps (the levelled part only). Test and
+    /// bench hook for noise measurements: they are ciphertexts, so nothing secret leaks.
+    #[doc(hidden)]
+    pub fn accumulators(&self, input: &EncryptedInput) -> Result<Vec<Vec<u64>>> {
+        match self.body {
+            QuantBody::Network { .. } => Ok(self.evaluate_inner(input, None)?.1),
+            QuantBody::Linear { .. } => Ok(vec![]),
+        }
+    }
+
+    fn evaluate_inner(
+        &self,
+        input: &EncryptedInput,
+        key: Option<&ServerKey>,
+    ) -> Result<(EncryptedOutput, Vec<Vec<u64>>)> {
+        input.check(&self.spec)?;
+        let p = self.spec.params.params();
+        let out_size = p.big_lwe_dimension().to_lwe_size().0;
+        if let QuantBody::Linear { weights, bias } = &self.body {
+            let data = self.linear_packed(input, weights, bias);
+            return Ok((
+                EncryptedOutput {
+                    spec_id: self.spec.id(),
+                    data,
+                    lwe_size: out_size,
+                },
+                vec![],
+            ));
+        }
+        let in_size = p.input_lwe_dimension().to_lwe_size();
+        let seeded = SeededLweCiphertextList::from_container(
+            input.bodies.as_slice(),
+            in_size,
+            Seed(input.seed).into(),
+            p.ciphertext_modulus(),
+        );
+        let cts = seeded.par_decompress_into_lwe_ciphertext_list();
+        let cts: Vec<&[u64]> = cts.as_ref().chunks_exact(in_size.0).collect();
+        match &self.body {
+            QuantBody::Linear { .. } => unreachable!("handled above"),
+            QuantBody::Network {
+                pre,
+                weights,
+                bias,
+                window,
+                head_bias,
+                ..
+            } => {
+                // Earlier layers: levelled affine map, key switch back to the small key when
+                // the inputs are bootstrap outputs, then one bootstrap per neuron.
+                let mut big: Option<Vec<Vec<u64>>> = None;
+                for (l, layer) in pre.iter().enumerate() {
+                    let key = key.ok_or(FheError::MissingEvaluationKey)?;
+                    let delta = crate::params::delta_for_slots(2 * layer.window as u64);
+                    let accs = self.layer_accumulators(
+                        &cts,
+                        big.as_deref(),
+                        &layer.weights,
+                        &layer.bias,
+                        delta,
+                        key,
+                    )?;
+                    let jobs: Vec<(usize, usize)> = (0..accs.len()).map(|i| (l, i)).collect();
+                    big = Some(self.bootstrap(&accs, &jobs, &self.pre_luts, key));
+                }
+                let delta = crate::params::delta_for_slots(2 * *window as u64);
+                let accs = match key {
+                    Some(k) => {
+                        self.layer_accumulators(&cts, big.as_deref(), weights, bias, delta, k)?
+                    }
+                    None => {
+                        // Only reachable through `accumulators` (single-layer networks);
+                        // `evaluate` checks for the key first.
+                        let accs = weights
+                            .par_iter()
+                            .zip(bias)
+                            .map(|(w, &b)| affine(&cts, w, b, delta))
+                            .collect();
+                        return Ok((
+                            EncryptedOutput {
+                                spec_id: self.spec.id(),
+                                data: vec![],
+                                lwe_size: out_size,
+                            },
+                            accs,
+                        ));
+                    }
+                };
+                let key = key.ok_or(FheError::MissingEvaluationKey)?;
+                let jobs: Vec<(usize, usize)> = (0..self.luts.len())
+                    .flat_map(|h| (0..accs.len()).map(move |i| (h, i)))
+                    .collect();
+                let extracted = self.bootstrap(&accs, &jobs, &self.luts, key);
+                let n = accs.len();
+                let mut data = vec![0u64; out_size * head_bias.len()];
+                for (h, c) in head_bias.iter().enumerate() {
+                    let o = &mut data[h * out_size..(h + 1) * out_size];
+                    for e in &extracted[h * n..(h + 1) * n] {
+                        for (a, b) in o.iter_mut().zip(e) {
+                            *a = a.wrapping_add(*b);
+                        }
+                    }
+                    o[out_size - 1] = o[out_size - 1]
+                        .wrapping_add((*c as u64).wrapping_mul(self.spec.output_delta));
+                }
+                Ok((
+                    EncryptedOutput {
+                        spec_id: self.spec.id(),
+                        data,
+                        lwe_size: out_size,
+                    },
+                    accs,
+                ))
+            }
+        }
+    }
+
+    /// Accumulators of one bootstrapped layer, under the small key: from the client's inputs
+    /// directly, or from the previous layer's bootstrap outputs followed by a key switch.
+    fn layer_accumulators(
+        &self,
+        inputs: &[&[u64]],
+        big: Option<&[Vec<u64>]>,
+        weights: &[Vec<i64>],
+        bias: &[i64],
+        delta: u64,
+        key: &ServerKey,
+    ) -> Result<Vec<Vec<u64>>> {
+        let Some(big) = big else {
+            return Ok(weights
+                .par_iter()
+                .zip(bias)
+                .map(|(w, &b)| affine(inputs, w, b, delta))
+                .collect());
+        };
+        let ksk = key.ksk.as_ref().ok_or(FheError::MissingEvaluationKey)?;
+        let p = self.spec.params.params();
+        let big: Vec<&[u64]> = big.iter().map(Vec::as_slice).collect();
+        Ok(weights
+            .par_iter()
+            .zip(bias)
+            .map(|(w, &b)| {
+                let acc = affine(&big, w, b, delta);
+                let acc = LweCiphertext::from_container(acc, p.ciphertext_modulus());
+                let mut small =
+                    LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus());
+                keyswitch_lwe_ciphertext(ksk, &acc, &mut small);
+                small.into_container()
+            })
+            .collect())
+    }
+
+    /// Run `jobs` = (table set, neuron) bootstraps in parallel: centred modulus switch, blind
+    /// rotation of the table, sample extraction.
+    fn bootstrap(
+        &self,
+        accs: &[Vec<u64>],
+        jobs: &[(usize, usize)],
+        luts: &[Vec<Vec<u64>>],
+        key: &ServerKey,
+    ) -> Vec<Vec<u64>> {
+        let p = self.spec.params.params();
+        let glwe_size = p.glwe_dimension.to_glwe_size();
+        let poly = p.polynomial_size;
+        let log_mod = poly.to_blind_rotation_input_modulus_log();
+        let modulus = p.ciphertext_modulus();
+        let out_size = p.big_lwe_dimension().to_lwe_size().0;
+        jobs.par_iter()
+            .map_init(
+                || {
+                    let fft = Fft::new(poly);
+                    let mut buf = ComputationBuffers::new();
+                    buf.resize(
+                        bootstrap_scratch::<u64>(glwe_size, poly, fft.as_view())
+                            .unaligned_bytes_required(),
+                    );
+                    (fft, buf)
+                },
+                |(fft, buf), &(h, i)| {
+                    let ct = LweCiphertext::from_container(accs[i].as_slice(), modulus);
+                    let ms =
+                        lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(ct, log_mod);
+                    let mut acc = GlweCiphertext::from_container(luts[h][i].clone(), poly, modulus);
+                    blind_rotate_assign_mem_optimized(
+                        &ms,
+                        &mut acc,
+                        &key.fourier,
+                        fft.as_view(),
+                        buf.stack(),
+                    );
+                    let mut out = LweCiphertext::new(0u64, LweSize(out_size), modulus);
+                    extract_lwe_sample_from_glwe_ciphertext(&acc, &mut out, MonomialDegree(0));
+                    out.into_container()
+                },
+            )
+            .collect()
+    }
+
+    /// Linear layer on a packed GLWE input: multiply by Σ_j w_j·X^(−j) and extract coefficient
+    /// 0, which holds Σ_j w_j·x_j. Only coefficient 0 of the body product is needed, so only
+    /// the first `features` body coefficients travel.
+    fn linear_packed(
+        &self,
+        input: &EncryptedInput,
+        weights: &[Vec<i64>],
+        bias: &[i64],
+    ) -> Vec<u64> {
+        let p = self.spec.params.params();
+        let n = p.polynomial_size.0;
+        let glwe_size = p.glwe_dimension.to_glwe_size();
+        let modulus = p.ciphertext_modulus();
+        let mut body = vec![0u64; n];
+        body[..input.bodies.len()].copy_from_slice(&input.bodies);
+        let seeded =
+            SeededGlweCiphertext::from_container(body, glwe_size, Seed(input.seed).into(), modulus);
+        let mut glwe = GlweCiphertext::new(0u64, glwe_size, p.polynomial_size, modulus);
+        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
+        let out_size = p.big_lwe_dimension().to_lwe_size().0;
+        let mut data = Vec::with_capacity(out_size * weights.len());
+        for (w, &b) in weights.iter().zip(bias) {
+            let mut prod = GlweCiphertext::new(0u64, glwe_size, p.polynomial_size, modulus);
+            for (mut out_poly, in_poly) in prod
+                .as_mut_polynomial_list()
+                .iter_mut()
+                .zip(glwe.as_polynomial_list().iter())
+            {
+                let out = out_poly.as_mut();
+                let a = in_poly.as_ref();
+                for (j, &wj) in w.iter().enumerate() {
+                    if wj == 0 {
+                        continue;
+                    }
+                    let wu = wj as u64;
+                    // (A·X^(−j))_k = A_(k+j), negated once k + j wraps past N.
+                    for (o, &v) in out[..n - j].iter_mut().zip(&a[j..]) {
+                        *o = o.wrapping_add(v.wrapping_mul(wu));
+                    }
+                    for (o, &v) in out[n - j..].iter_mut().zip(&a[..j]) {
+                        *o = o.wrapping_sub(v.wrapping_mul(wu));
+                    }
+                }
+            }
+            {
+                let mut pb = prod.get_mut_body();
+                let c0 = &mut pb.as_mut()[0];
+                *c0 = c0.wrapping_add((b as u64).wrapping_mul(self.spec.input_delta));
+            }
+            let mut lwe = LweCiphertext::new(0u64, LweSize(out_size), modulus);
+            extract_lwe_sample_from_glwe_ciphertext(&prod, &mut lwe, MonomialDegree(0));
+            data.extend_from_slice(lwe.as_ref());
+        }
+        data
+    }
+
+    /// Add plaintext integers (on the output grid) to the encrypted outputs: how the worker
+    /// adds differential-privacy noise. Convert a score-unit amount with [`Self::output_scale`].
+    pub fn add_offset(&self, out: &mut EncryptedOutput, offsets: &[i64]) -> Result<()> {
+        if out.spec_id != self.spec.id() || out.count() != self.spec.output.count() {
+            return Err(FheError::WrongParameters {
+                kind: ObjectKind::EncryptedOutput,
+                reason: "not an output of this model".into(),
+            });
+        }
+        if offsets.len() != out.count() {
+            return Err(FheError::OffsetOutOfRange {
+                reason: format!("{} offsets for {} outputs", offsets.len(), out.count()),
+            });
+        }
+        let max = self.max_offset().max(0);
+        if let Some(o) = offsets.iter().find(|o| o.unsigned_abs() > max as u64) {
+            return Err(FheError::OffsetOutOfRange {
+                reason: format!("|{o}| > {max}"),
+            });
+        }
+        let size = out.lwe_size;
+        for (h, &o) in offsets.iter().enumerate() {
+            let body = &mut out.data[(h + 1) * size - 1];
+            *body = body.wrapping_add((o as u64).wrapping_mul(self.spec.output_delta));
+        }
+        Ok(())
+    }
+}
+
+/// Σ_j w_j·ct_j + b·Δ over LWE ciphertexts (levelled, no noise beyond the weights').
+fn affine(cts: &[&[u64]], w: &[i64], b: i64, delta: u64) -> Vec<u64> {
+    let size = cts.first().map_or(1, |c| c.len());
+    let mut acc = vec![0u64; size];
+    for (c, &wj) in cts.iter().zip(w) {
+        if wj == 0 {
+            continue;
+        }
+        let wu = wj as u64;
+        for (a, v) in acc.iter_mut().zip(c.iter()) {
+            *a = a.wrapping_add(v.wrapping_mul(wu));
+        }
+    }
+    acc[size - 1] = acc[size - 1].wrapping_add((b as u64).wrapping_mul(delta));
+    acc
+}
+
+fn validate_body(spec: &ClientSpec, body: &QuantBody) -> Result<()> {
+    let bad = |r: String| FheError::Corrupted {
+        kind: ObjectKind::ServerModel,
+        reason: r,
+    };
+    let f = spec.feature_count();
+    let k = spec.output.count();
+    let p = spec.params.params();
+    let rows_ok = |w: &[Vec<i64>], b: &[i64]| {
+        w.len() == b.len()
+            && w.iter().all(|r| r.len() == f)
+            && w.iter()
+                .flatten()
+                .chain(b)
+                .all(|v| v.unsigned_abs() <= quant::MAX_INT as u64)
+    };
+    match body {
+        QuantBody::Linear { weights, bias } => {
+            if spec.params != crate::params::ParamSetId::Leveled2048
+                || weights.len() != k
+                || !rows_ok(weights, bias)
+            {
+                return Err(bad("linear shape".into()));
+            }
+        }
+        QuantBody::Network {
+            pre,
+            weights,
+            bias,
+            window,
+            tables,
+            head_bias,
+        } => {
+            let m = *window as usize;
+            let mut width = f;
+            for l in pre {
+                let lm = l.window as usize;
+                if l.weights.is_empty()
+                    || l.weights.len() != l.bias.len()
+                    || l.tables.len() != l.weights.len()
+                    || l.weights.iter().any(|r| r.len() != width)
+                    || !(2..=p.polynomial_size.0).contains(&lm)
+                    || l.tables.iter().any(|t| t.len() != lm)
+                    || l.weights
+                        .iter()
+                        .flatten()
+                        .chain(&l.bias)
+                        .chain(l.tables.iter().flatten())
+                        .any(|v| v.unsigned_abs() > quant::MAX_INT as u64)
+                {
+                    return Err(bad("hidden layer shape".into()));
+                }
+                width = l.weights.len();
+            }
+            let rows_ok = |w: &[Vec<i64>], b: &[i64]| {
+                w.len() == b.len()
+                    && w.iter().all(|r| r.len() == width)
+                    && w.iter()
+                        .flatten()
+                        .chain(b)
+                        .all(|v| v.unsigned_abs() <= quant::MAX_INT as u64)
+            };
+            if spec.params != crate::params::ParamSetId::Pbs4096
+                || !rows_ok(weights, bias)
+                || weights.is_empty()
+                || weights.len() > crate::dataset::MAX_FEATURES
+                || !(2..=p.polynomial_size.0).contains(&m)
+                || tables.len() != k
+                || head_bias.len() != k
+                || tables
+                    .iter()
+                    .any(|t| t.len() != weights.len() || t.iter().any(|r| r.len() != m))
+                || tables
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .chain(head_bias)
+                    .any(|v| v.unsigned_abs() > quant::MAX_INT as u64)
+            {
+                return Err(bad("network shape".into()));
+            }
+            if spec.metadata.pbs_layers as usize != pre.len() + 1 {
+                return Err(bad("layer count".into()));
+            }
+            let m = body.first_window().unwrap_or(*window) as usize;
+            if spec.input_delta != crate::params::delta_for_slots(2 * m as u64) {
+                return Err(bad("input encoding does not match the window".into()));
+            }
+            if spec.metadata.bootstraps as usize != body.bootstrap_count() {
+                return Err(bad("bootstrap count".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lay each table out on the N coefficients of a GLWE body so that the blind rotation by the
+/// (centred) modulus-switched accumulator reads `table[acc]`.
+type Luts = Vec<Vec<Vec<u64>>>;
+
+/// Lay each table out on the N coefficients of a GLWE body so that the blind rotation by the
+/// (centred) modulus-switched accumulator reads `table[acc]`. Returns the final layer's
+/// `[head][neuron]` and the earlier layers' `[layer][neuron]` accumulators; an earlier layer's
+/// outputs are encoded for the next layer's window.
+fn build_luts(spec: &ClientSpec, body: &QuantBody) -> (Luts, Luts) {
+    let QuantBody::Network {
+        pre,
+        window,
+        tables,
+        ..
+    } = body
+    else {
+        return (vec![], vec![]);
+    };
+    let p = spec.params.params();
+    let n = p.polynomial_size.0;
+    let k = p.glwe_dimension.0;
+    let lut = |t: &[i64], delta: u64| -> Vec<u64> {
+        let m = t.len();
+        let mut glwe = vec![0u64; (k + 1) * n];
+        for (j, c) in glwe[k * n..].iter_mut().enumerate() {
+            // Value a sits at position a·N/M − ½ after the centred switch; take the nearest
+            // centre. Position N belongs to a = M ≡ −table[0].
+            let a = (((2 * j + 1) * m + n) / (2 * n)).min(m);
+            let v = if a < m { t[a] } else { t[0].wrapping_neg() };
+            *c = (v as u64).wrapping_mul(delta);
+        }
+        glwe
+    };
+    let last = tables
+        .iter()
+        .map(|head| head.iter().map(|t| lut(t, spec.output_delta)).collect())
+        .collect();
+    let earlier = pre
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let next_window = pre.get(l + 1).map_or(*window, |x| x.window);
+            let delta = crate::params::delta_for_slots(2 * next_window as u64);
+            layer.tables.iter().map(|t| lut(t, delta)).collect()
+        })
+        .collect();
+    (last, earlier)
+}

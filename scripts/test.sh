@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`). Exits non-zero on the first failure.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo test --workspace (pallet, runtime, node smoke test, FHE engine)"
+start=$(date +%s)
+bash scripts/cargo.sh test --workspace
+echo "cargo test took $(( $(date +%s) - start )) s"
+
+step "polkadot.js end-to-end script against a dev node"
+bash scripts/polkadot-js-test.sh
+step "all tests passed"
