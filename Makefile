@@ -1,5 +1,6 @@
 # smidl — the two set-up commands are `make setup` and `make test`; the main job is `make demo`.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
+export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 
 .PHONY: setup test build node lint fmt polkadot-js demo clean-chain
 

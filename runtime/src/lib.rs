@@ -14,7 +14,10 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 
 extern crate alloc;
 
+use alloc::vec::Vec;
+
 pub mod apis;
+pub use apis::RuntimeApi;
 pub mod configs;
 pub mod genesis_config_presets;
 

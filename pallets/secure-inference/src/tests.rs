@@ -8,7 +8,7 @@ use frame_support::{
 	BoundedVec,
 };
 use sp_core::H256;
-use sp_runtime::DispatchError;
+use sp_runtime::{BuildStorage, DispatchError};
 
 type Err = Error<Test>;
 
@@ -246,7 +246,11 @@ fn lower_budget_or_new_accounting_waits_for_retrain() {
 		assert_eq!(model(id).policy, lower);
 		assert_eq!(model(id).account_budget, PRIVACY_SCALE);
 
-		let zcdp = Policy { accounting: Accounting::Zcdp { delta_exponent: 6 }, ..lower };
+		let zcdp = Policy {
+			accounting: Accounting::Zcdp { delta_exponent: 6 },
+			account_epsilon_budget: 10 * PRIVACY_SCALE,
+			..lower
+		};
 		assert_ok!(SecureInference::update_policy(RuntimeOrigin::signed(OWNER), id, zcdp));
 		assert_eq!(model(id).next_policy.map(|p| p.1), Some(PolicyApplication::NextGeneration));
 	});
@@ -935,7 +939,11 @@ fn zcdp_accounting_charges_rho_and_reports_epsilon_delta() {
 		assert_eq!(m.cost_per_query, 125_000);
 		let per_budget = m.account_budget / m.cost_per_query;
 		assert!(per_budget >= 5, "zCDP must allow more queries than pure composition (4)");
-		for _ in 0..per_budget {
+		for i in 0..per_budget {
+			// Stay under MaxRequestsPerBlock.
+			if i % 4 == 3 {
+				run_to_block(System::block_number() + 1);
+			}
 			request(ALICE, id);
 		}
 		assert_noop!(
