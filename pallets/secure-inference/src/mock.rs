@@ -3,43 +3,43 @@
 use crate as pallet_secure_inference;
 use crate::{privacy::PRIVACY_SCALE, Accounting, Policy};
 use frame_support::{
-	derive_impl,
-	traits::{ConstU32, ConstU64, Hooks},
+    derive_impl,
+    traits::{ConstU32, ConstU64, Hooks},
 };
 use sp_runtime::BuildStorage;
 
 type Block = frame_system::mocking::MockBlock<Test>;
 
 frame_support::construct_runtime!(
-	pub enum Test {
-		System: frame_system,
-		Balances: pallet_balances,
-		SecureInference: pallet_secure_inference,
-	}
+    pub enum Test {
+        System: frame_system,
+        Balances: pallet_balances,
+        SecureInference: pallet_secure_inference,
+    }
 );
 
 #[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
 impl frame_system::Config for Test {
-	type Block = Block;
-	type AccountData = pallet_balances::AccountData<u64>;
+    type Block = Block;
+    type AccountData = pallet_balances::AccountData<u64>;
 }
 
 #[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
 impl pallet_balances::Config for Test {
-	type AccountStore = System;
-	// Above 1 so that paying a small fee to an empty account can fail (FeeTransferFailed).
-	type ExistentialDeposit = ConstU64<5>;
+    type AccountStore = System;
+    // Above 1 so that paying a small fee to an empty account can fail (FeeTransferFailed).
+    type ExistentialDeposit = ConstU64<5>;
 }
 
 pub const MAX_WORKERS: u32 = 4;
 pub const MAX_REQUESTS_PER_BLOCK: u32 = 8;
 
 impl pallet_secure_inference::Config for Test {
-	type Currency = Balances;
-	type RuntimeHoldReason = RuntimeHoldReason;
-	type MaxWorkers = ConstU32<MAX_WORKERS>;
-	type MaxRequestsPerBlock = ConstU32<MAX_REQUESTS_PER_BLOCK>;
-	type WeightInfo = ();
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type MaxWorkers = ConstU32<MAX_WORKERS>;
+    type MaxRequestsPerBlock = ConstU32<MAX_REQUESTS_PER_BLOCK>;
+    type WeightInfo = ();
 }
 
 pub const OWNER: u64 = 1;
@@ -53,46 +53,48 @@ pub const INITIAL_BALANCE: u64 = 1_000;
 
 /// A valid default policy: K = 5, T = 100 blocks, idle 20 blocks, ε 0.5/query, budget ε 2.0.
 pub fn policy() -> Policy<u64, u64> {
-	Policy {
-		max_queries_per_epoch: 5,
-		epoch_lifetime: 100,
-		idle_timeout: 20,
-		epsilon_per_query: PRIVACY_SCALE / 2,
-		account_epsilon_budget: 2 * PRIVACY_SCALE,
-		accounting: Accounting::PureEpsilon,
-		fee_per_query: 10,
-	}
+    Policy {
+        max_queries_per_epoch: 5,
+        epoch_lifetime: 100,
+        idle_timeout: 20,
+        epsilon_per_query: PRIVACY_SCALE / 2,
+        account_epsilon_budget: 2 * PRIVACY_SCALE,
+        accounting: Accounting::PureEpsilon,
+        fee_per_query: 10,
+    }
 }
 
 pub fn new_test_ext() -> sp_io::TestExternalities {
-	let mut t = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-	pallet_balances::GenesisConfig::<Test> {
-		balances: [OWNER, WORKER, ALICE, BOB, EVE]
-			.into_iter()
-			.map(|a| (a, INITIAL_BALANCE))
-			.collect(),
-		..Default::default()
-	}
-	.assimilate_storage(&mut t)
-	.unwrap();
-	let mut ext = sp_io::TestExternalities::new(t);
-	ext.execute_with(|| System::set_block_number(1));
-	ext
+    let mut t = frame_system::GenesisConfig::<Test>::default()
+        .build_storage()
+        .unwrap();
+    pallet_balances::GenesisConfig::<Test> {
+        balances: [OWNER, WORKER, ALICE, BOB, EVE]
+            .into_iter()
+            .map(|a| (a, INITIAL_BALANCE))
+            .collect(),
+        ..Default::default()
+    }
+    .assimilate_storage(&mut t)
+    .unwrap();
+    let mut ext = sp_io::TestExternalities::new(t);
+    ext.execute_with(|| System::set_block_number(1));
+    ext
 }
 
 /// Run a test and then check the pallet's invariants (`try_state`) on the final state.
 pub fn test(f: impl FnOnce()) {
-	new_test_ext().execute_with(|| {
-		f();
-		SecureInference::do_try_state(System::block_number()).expect("try_state after test");
-	});
+    new_test_ext().execute_with(|| {
+        f();
+        SecureInference::do_try_state(System::block_number()).expect("try_state after test");
+    });
 }
 
 /// Advance to block `n`, running the pallet's `on_initialize` for every block.
 pub fn run_to_block(n: u64) {
-	while System::block_number() < n {
-		let next = System::block_number() + 1;
-		System::set_block_number(next);
-		SecureInference::on_initialize(next);
-	}
+    while System::block_number() < n {
+        let next = System::block_number() + 1;
+        System::set_block_number(next);
+        SecureInference::on_initialize(next);
+    }
 }

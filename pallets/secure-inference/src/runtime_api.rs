@@ -4,15 +4,15 @@ use crate::types::{AccountStatus, ModelId, ModelStatus};
 use codec::Codec;
 
 sp_api::decl_runtime_apis! {
-	/// Read-only views of models and accounts, with time limits applied at the queried block.
-	pub trait SecureInferenceApi<AccountId, BlockNumber>
-	where
-		AccountId: Codec,
-		BlockNumber: Codec,
-	{
-		/// State of a model (time limits applied), its counters and deadlines.
-		fn model_status(model_id: ModelId) -> Option<ModelStatus<BlockNumber>>;
-		/// An account's n_i, privacy spent and remaining budget for a model.
-		fn account_status(model_id: ModelId, account: AccountId) -> Option<AccountStatus>;
-	}
+    /// Read-only views of models and accounts, with time limits applied at the queried block.
+    pub trait SecureInferenceApi<AccountId, BlockNumber>
+    where
+        AccountId: Codec,
+        BlockNumber: Codec,
+    {
+        /// State of a model (time limits applied), its counters and deadlines.
+        fn model_status(model_id: ModelId) -> Option<ModelStatus<BlockNumber>>;
+        /// An account's n_i, privacy spent and remaining budget for a model.
+        fn account_status(model_id: ModelId, account: AccountId) -> Option<AccountStatus>;
+    }
 }
