@@ -13,6 +13,9 @@ start=$(date +%s)
 bash scripts/cargo.sh test --workspace
 echo "cargo test took $(( $(date +%s) - start )) s"
 
+step "pallet benchmarks as tests (feature runtime-benchmarks; every call's benchmark must run)"
+bash scripts/cargo.sh test -p pallet-secure-inference --features runtime-benchmarks
+
 step "polkadot.js end-to-end script against a dev node"
 bash scripts/polkadot-js-test.sh
 step "all tests passed"

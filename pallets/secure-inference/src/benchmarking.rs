@@ -5,12 +5,14 @@ use crate::privacy::PRIVACY_SCALE;
 use alloc::vec::Vec;
 use frame_benchmarking::v2::*;
 use frame_support::{
-    traits::{fungible::Mutate, Get, Hooks},
+    traits::{
+        fungible::{Inspect, Mutate},
+        Get, Hooks,
+    },
     BoundedVec,
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use sp_core::H256;
-use sp_runtime::traits::Bounded;
 
 fn policy<T: Config>() -> PolicyOf<T> {
     Policy {
@@ -27,7 +29,8 @@ fn policy<T: Config>() -> PolicyOf<T> {
 
 fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
     let who: T::AccountId = account(name, i, 0);
-    T::Currency::set_balance(&who, BalanceOf::<T>::max_value() / 4u32.into());
+    // Enough for many fees, small enough that funding several accounts cannot overflow issuance.
+    T::Currency::set_balance(&who, T::Currency::minimum_balance() * 1_000_000u32.into());
     who
 }
 
