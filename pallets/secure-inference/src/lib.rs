@@ -1187,8 +1187,7 @@ pub mod pallet {
         /// An account's counters and remaining budget for a model (runtime API).
         pub fn account_status(model_id: ModelId, who: &T::AccountId) -> Option<AccountStatus> {
             let model = Models::<T>::get(model_id)?;
-            let mut usage = Usage::<T>::get(model_id, who).unwrap_or_default();
-            Self::normalise(&mut usage, &model);
+            let usage = Self::current_usage(model_id, &model, who);
             let remaining = model.account_budget.saturating_sub(usage.spent);
             let spent_epsilon = match model.policy.accounting {
                 Accounting::PureEpsilon => usage.spent,
