@@ -2,20 +2,33 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
 export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 
-.PHONY: setup test build node lint fmt polkadot-js demo clean-chain
+.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain
 
 ## Install what a fresh Debian machine needs (idempotent).
 setup:
 	bash scripts/setup.sh
 
-## Everything CI runs: format check, all Rust tests (pallet, runtime, node smoke, FHE engine),
-## then the polkadot.js end-to-end script against a real dev node.
+## Everything CI runs: format check, all Rust tests (pallet, runtime, node smoke, FHE engine,
+## worker, CLI, end-to-end against a dev node and worker), pallet benchmarks as tests, then the
+## polkadot.js script against a real dev node.
 test:
 	bash scripts/test.sh
 
 ## Build the node (debug profile, persistent target dir).
 node:
 	bash scripts/cargo.sh build -p smidl-node
+
+## Build every binary: smidl-node, smidl-worker, smidl.
+build:
+	bash scripts/cargo.sh build -p smidl-node -p smidl-worker -p smidl-cli
+
+## The main job: a temporary dev chain and worker, encrypted inferences, K reached, reset.
+demo: build
+	$(CARGO_TARGET_DIR)/debug/smidl demo
+
+## Regenerate the subxt metadata after a runtime change.
+metadata:
+	bash scripts/gen-metadata.sh
 
 ## Lints (cargo fmt + clippy on all targets).
 lint:

@@ -8,7 +8,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo test --workspace (pallet, runtime, node smoke test, FHE engine)"
+step "build the binaries the end-to-end tests start (smidl-node, smidl-worker, smidl)"
+bash scripts/cargo.sh build -p smidl-node -p smidl-worker -p smidl-cli
+
+step "cargo test --workspace (pallet, runtime, node smoke, FHE engine, worker, CLI, end-to-end)"
 start=$(date +%s)
 bash scripts/cargo.sh test --workspace
 echo "cargo test took $(( $(date +%s) - start )) s"

@@ -129,8 +129,9 @@ impl ServerModel {
         }
     }
 
-    /// Canonical encoding; only ever written to disk through [`crate::store::seal_model`].
-    pub(crate) fn canonical_bytes(&self) -> Vec<u8> {
+    /// Canonical encoding, for handing the model to the provider's worker over an authenticated
+    /// channel. Plaintext weights: never write it to disk; [`crate::store::seal_model`] does.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
         serial::encode(
             ObjectKind::ServerModel,
             &ServerModelWire {
@@ -140,7 +141,8 @@ impl ServerModel {
         )
     }
 
-    pub(crate) fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
+    /// Inverse of [`Self::canonical_bytes`]; validates the model.
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
         let w: ServerModelWire = serial::decode(ObjectKind::ServerModel, bytes)?;
         Self::new(w.spec, w.body)
     }

@@ -1,0 +1,199 @@
+//! A throw-away development network: `smidl-node --dev --tmp` and a `smidl-worker --dev`, on
+//! free local ports, logs in a temporary directory. Used by `smidl demo` and the end-to-end
+//! tests; both processes are killed when the value is dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use smidl_worker::api_client::WorkerApi;
+use smidl_worker::chain;
+
+pub struct Devnet {
+    pub rpc: String,
+    pub worker_url: String,
+    /// Logs and the worker's data; removed on drop unless `SMIDL_DEVNET_DIR` chose it.
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    bin_dir: PathBuf,
+    node: Child,
+    worker: Option<Child>,
+    worker_port: u16,
+    pub retention_blocks: u32,
+}
+
+/// Where `smidl-node` and `smidl-worker` are: `$SMIDL_BIN_DIR`, else next to this executable
+/// (`target/<profile>/`, also from `target/<profile>/deps/` for tests).
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("SMIDL_BIN_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    if !p.exists() {
+        bail!(
+            "{} not found; build it first (make build, or cargo build -p {})",
+            p.display(),
+            if name == "smidl-node" { "smidl-node" } else { "smidl-worker" }
+        );
+    }
+    Ok(p)
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .with_context(|| format!("creating {name}"))
+}
+
+impl Devnet {
+    /// Starts the node and waits until it finalizes a block.
+    pub async fn start_node() -> Result<Self> {
+        let bin_dir = bin_dir()?;
+        let node_bin = binary(&bin_dir, "smidl-node")?;
+        binary(&bin_dir, "smidl-worker")?;
+        let (dir, temp) = match std::env::var_os("SMIDL_DEVNET_DIR") {
+            Some(d) => {
+                let d = PathBuf::from(d);
+                std::fs::create_dir_all(&d)?;
+                (d, None)
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("smidl-devnet-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let (rpc_port, p2p_port) = (free_port()?, free_port()?);
+        let node = Command::new(node_bin)
+            .args(["--dev", "--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"])
+            .args(["--rpc-port", &rpc_port.to_string()])
+            .args(["--port", &p2p_port.to_string()])
+            .stdout(Stdio::from(log_file(&dir, "node.log")?))
+            .stderr(Stdio::from(log_file(&dir, "node.log")?))
+            .spawn()
+            .context("starting smidl-node")?;
+        let mut net = Self {
+            rpc: format!("ws://127.0.0.1:{rpc_port}"),
+            worker_url: String::new(),
+            dir,
+            _temp: temp,
+            bin_dir,
+            node,
+            worker: None,
+            worker_port: free_port()?,
+            retention_blocks: 2,
+        };
+        net.worker_url = format!("http://127.0.0.1:{}", net.worker_port);
+        net.wait_finalized(1, Duration::from_secs(180)).await?;
+        Ok(net)
+    }
+
+    /// Starts the node and the worker.
+    pub async fn start() -> Result<Self> {
+        let mut net = Self::start_node().await?;
+        net.start_worker().await?;
+        Ok(net)
+    }
+
+    pub fn node_log(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+
+    pub fn worker_log(&self) -> PathBuf {
+        self.dir.join("worker.log")
+    }
+
+    pub fn worker_data(&self) -> PathBuf {
+        self.dir.join("worker-data")
+    }
+
+    async fn wait_finalized(&mut self, n: u64, patience: Duration) -> Result<()> {
+        let give_up = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.node.try_wait()? {
+                bail!("smidl-node exited ({status}); see {}", self.node_log().display());
+            }
+            if let Ok(client) = chain::connect(&self.rpc).await {
+                if let Ok(at) = client.at_current_block().await {
+                    if at.block_number() >= n {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > give_up {
+                bail!("the dev node did not finalize block {n} in time; see {}", self.node_log().display());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// (Re)starts the worker on the same port and data directory.
+    pub async fn start_worker(&mut self) -> Result<()> {
+        let worker_bin = binary(&self.bin_dir, "smidl-worker")?;
+        let child = Command::new(worker_bin)
+            .args(["--dev", "--rpc", &self.rpc])
+            .args(["--listen", &format!("127.0.0.1:{}", self.worker_port)])
+            .arg("--data-dir")
+            .arg(self.worker_data())
+            .args(["--result-retention-blocks", &self.retention_blocks.to_string()])
+            .env("RUST_LOG", "smidl_worker=info")
+            .stdout(Stdio::from(log_file(&self.dir, "worker.log")?))
+            .stderr(Stdio::from(log_file(&self.dir, "worker.log")?))
+            .spawn()
+            .context("starting smidl-worker")?;
+        self.worker = Some(child);
+        let api = WorkerApi::new(&self.worker_url);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(w) = self.worker.as_mut() {
+                if let Some(status) = w.try_wait()? {
+                    bail!("smidl-worker exited ({status}); see {}", self.worker_log().display());
+                }
+            }
+            if api.health().await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > give_up {
+                bail!("the worker did not answer /health in 60 s; see {}", self.worker_log().display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Kills the worker with SIGKILL (no chance to clean up), as a crash would.
+    pub fn kill_worker(&mut self) -> Result<()> {
+        if let Some(mut w) = self.worker.take() {
+            w.kill().context("killing the worker")?;
+            w.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.as_mut() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.node.kill();
+        let _ = self.node.wait();
+    }
+}

@@ -1,0 +1,287 @@
+//! `smidl`: encrypted inference on a model governed by the smidl chain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use smidl_cli::ctx::{default_home, load_key, Context};
+use smidl_cli::infer::Answer;
+use smidl_cli::model::{PolicyArgs, RegisterOptions, Source};
+use smidl_cli::{demo, infer, keys, model, status, ui};
+use smidl_worker::wire::LimitAction;
+
+#[derive(Parser)]
+#[command(name = "smidl", version, about = "Privacy-preserving ML inference governed by an open ledger")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Conn {
+    /// Node RPC endpoint.
+    #[arg(long, env = "SMIDL_RPC", default_value = "ws://127.0.0.1:9944")]
+    rpc: String,
+    /// The model provider's worker API.
+    #[arg(long, env = "SMIDL_WORKER", default_value = "http://127.0.0.1:8088")]
+    worker: String,
+    /// Acting account as a secret URI, e.g. //Bob on a dev chain.
+    #[arg(long, env = "SMIDL_ACCOUNT")]
+    account: Option<String>,
+    /// File holding the acting account's secret URI or mnemonic (mode 0600).
+    #[arg(long, env = "SMIDL_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Where client keys are kept.
+    #[arg(long, env = "SMIDL_HOME")]
+    home: Option<PathBuf>,
+}
+
+impl Conn {
+    async fn context(&self) -> Result<Context> {
+        let key = load_key(self.account.as_deref(), self.key_file.as_deref())?;
+        let home = self.home.clone().unwrap_or_else(default_home);
+        Context::connect(&self.rpc, &self.worker, key, home, console::user_attended()).await
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Client keys and chain accounts.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Model provider commands.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Encrypt a feature row, ask the chain for an inference, decrypt the answer.
+    Infer {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        /// CSV with one feature row per line (a header and label/split columns are ignored).
+        #[arg(long)]
+        input: PathBuf,
+        /// Which data row of the file (0-based); all rows when omitted.
+        #[arg(long)]
+        row: Option<usize>,
+    },
+    /// Model state, N/K, epoch, time left, and this account's n_i and budget.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+    },
+    /// The whole system on a temporary dev chain, in one command.
+    Demo {
+        /// What the worker does at the end of an epoch.
+        #[arg(long, default_value = "reset")]
+        on_limit: LimitAction,
+        /// Queries per client account (K is twice this).
+        #[arg(long, default_value_t = 3)]
+        queries: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate this account's TFHE keys for a model (uploads the evaluation key if needed).
+    Generate {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+    },
+    /// Create a new sr25519 chain account; the secret phrase goes to a 0600 file.
+    Account {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Train (or import) a model, register it on chain and install it on the worker.
+    Register {
+        #[command(flatten)]
+        conn: Conn,
+        /// lr (logistic regression), mlp, or onnx (with --onnx).
+        #[arg(long, default_value = "lr")]
+        kind: String,
+        #[arg(long)]
+        onnx: Option<PathBuf>,
+        /// Training data (features…, label, split); the embedded breast-cancer set by default.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.1)]
+        l2_lambda: f64,
+        #[arg(long, default_value_t = 4.0)]
+        clip_norm: f64,
+        /// Authorised workers (SS58); the acting account when omitted.
+        #[arg(long, value_delimiter = ',')]
+        workers: Vec<String>,
+        /// K: queries per epoch.
+        #[arg(long, default_value_t = 100)]
+        max_queries: u32,
+        /// T: epoch lifetime in blocks.
+        #[arg(long, default_value_t = 28_800)]
+        lifetime: u32,
+        /// Idle timeout in blocks.
+        #[arg(long, default_value_t = 14_400)]
+        idle: u32,
+        /// ε charged per query.
+        #[arg(long, default_value_t = 1.0)]
+        epsilon: f64,
+        /// ε budget per account and dataset generation.
+        #[arg(long, default_value_t = 10.0)]
+        budget: f64,
+        /// Use zCDP accounting with δ = 10^-N.
+        #[arg(long)]
+        zcdp_delta_exp: Option<u8>,
+        /// Fee per query, in the chain's smallest unit.
+        #[arg(long, default_value_t = 0)]
+        fee: u128,
+        #[arg(long, default_value = "reset")]
+        on_limit: LimitAction,
+        /// Also delete clients' evaluation keys at each epoch end.
+        #[arg(long)]
+        delete_eval_keys: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keys { command } => match command {
+            KeysCommand::Generate { conn, model } => keys::generate(&conn.context().await?, model).await,
+            KeysCommand::Account { out } => keys::new_account(&out),
+        },
+        Command::Model { command } => match command {
+            ModelCommand::Register {
+                conn,
+                kind,
+                onnx,
+                csv,
+                l2_lambda,
+                clip_norm,
+                workers,
+                max_queries,
+                lifetime,
+                idle,
+                epsilon,
+                budget,
+                zcdp_delta_exp,
+                fee,
+                on_limit,
+                delete_eval_keys,
+            } => {
+                let ctx = conn.context().await?;
+                let source = match (kind.as_str(), onnx) {
+                    ("lr", None) => Source::Logistic { l2_lambda, clip_norm },
+                    ("mlp", None) => Source::Mlp,
+                    (_, Some(path)) => Source::Onnx(path),
+                    (other, None) => anyhow::bail!("unknown --kind {other}: lr, mlp, or --onnx <file>"),
+                };
+                let workers = if workers.is_empty() {
+                    vec![ctx.account()]
+                } else {
+                    workers
+                        .iter()
+                        .map(|w| w.parse().with_context(|| format!("{w} is not an SS58 account")))
+                        .collect::<Result<_>>()?
+                };
+                let reg = model::register(
+                    &ctx,
+                    RegisterOptions {
+                        source,
+                        csv,
+                        workers,
+                        policy: PolicyArgs {
+                            max_queries,
+                            lifetime_blocks: lifetime,
+                            idle_blocks: idle,
+                            epsilon_per_query: epsilon,
+                            account_budget: budget,
+                            zcdp_delta_exponent: zcdp_delta_exp,
+                            fee,
+                        },
+                        on_limit,
+                        delete_eval_keys,
+                    },
+                )
+                .await?;
+                println!(
+                    "model {} registered in block #{} and installed on the worker\n  weights commitment 0x{}\n  dataset commitment 0x{}",
+                    reg.model_id,
+                    reg.block,
+                    hex::encode(reg.weights_commitment),
+                    hex::encode(reg.dataset_commitment)
+                );
+                Ok(())
+            }
+        },
+        Command::Infer { conn, model, input, row } => {
+            let ctx = conn.context().await?;
+            let session = keys::session(&ctx, model).await?;
+            let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
+            let rows = infer::read_rows(&text, session.spec.feature_count())?;
+            let picked: Vec<(usize, &Vec<f64>)> = match row {
+                Some(r) => vec![(r, rows.get(r).with_context(|| format!("row {r} is not in the file ({} rows)", rows.len()))?)],
+                None => rows.iter().enumerate().collect(),
+            };
+            for (i, x) in picked {
+                match infer::infer(&ctx, &session, x).await? {
+                    Answer::Result(o) => {
+                        let p = o.prediction.probabilities.get(1).copied().unwrap_or(f64::NAN);
+                        println!(
+                            "row {i}: class {} (p = {p:.3}) — request #{} in block #{}, result in #{} ({} blocks); encrypt {}, inclusion {}, worker {}, finality {}",
+                            o.prediction.class,
+                            o.request_id,
+                            o.request_block,
+                            o.result_block,
+                            o.result_block - o.request_block,
+                            ui::ms(o.timings.encrypt),
+                            ui::ms(o.timings.inclusion),
+                            ui::ms(o.timings.worker),
+                            ui::ms(o.timings.finality)
+                        );
+                    }
+                    Answer::Rejected { request_id, reason } => {
+                        println!("row {i}: request #{request_id} rejected by the worker ({reason}); budget, counters and fee refunded");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Status { conn, model } => status::run(&conn.context().await?, model).await,
+        Command::Demo { on_limit, queries } => {
+            let cfg = demo::DemoConfig {
+                on_limit,
+                queries_per_account: queries.max(1),
+                ..Default::default()
+            };
+            demo::run(cfg, console::user_attended()).await
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `smidl model register`: the provider trains (or imports) a model, registers its commitments
+//! and policy on chain, and installs the server half on its worker.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use smidl_fhe::dataset::Dataset;
+use smidl_fhe::model::train::{train_logistic_regression, train_mlp, LrConfig, MlpConfig};
+use smidl_fhe::quant::QuantConfig;
+use smidl_fhe::{FloatModel, ServerModel};
+use smidl_worker::chain::{self, smidl, Wait};
+use smidl_worker::limits::dataset_commitment;
+use smidl_worker::wire::{LimitAction, ModelInstall, TrainingRecipe};
+use subxt::utils::AccountId32;
+
+use crate::ctx::Context;
+use crate::ui;
+
+use smidl::runtime_types::bounded_collections::bounded_vec::BoundedVec;
+use smidl::runtime_types::pallet_secure_inference::types::{Accounting, Policy};
+
+/// Where the model comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// L2-regularised logistic regression trained here on norm-clipped standardised features.
+    Logistic { l2_lambda: f64, clip_norm: f64 },
+    /// The benchmark's 30-30-2 network (bootstrapped; clients upload an evaluation key).
+    Mlp,
+    /// A model exported to ONNX elsewhere (quantised on the CSV's training rows).
+    Onnx(PathBuf),
+}
+
+/// The on-chain policy, in human units.
+#[derive(Clone, Debug)]
+pub struct PolicyArgs {
+    pub max_queries: u32,
+    pub lifetime_blocks: u32,
+    pub idle_blocks: u32,
+    pub epsilon_per_query: f64,
+    pub account_budget: f64,
+    /// zCDP accounting with δ = 10^-exp; pure ε when `None`.
+    pub zcdp_delta_exponent: Option<u8>,
+    pub fee: u128,
+}
+
+pub struct RegisterOptions {
+    pub source: Source,
+    /// Training data CSV (features…, label, split); the embedded breast-cancer set if `None`.
+    pub csv: Option<PathBuf>,
+    pub workers: Vec<AccountId32>,
+    pub policy: PolicyArgs,
+    pub on_limit: LimitAction,
+    pub delete_eval_keys: bool,
+}
+
+pub struct Registered {
+    pub model_id: u32,
+    pub weights_commitment: [u8; 32],
+    pub dataset_commitment: [u8; 32],
+    pub float: FloatModel,
+    pub server: ServerModel,
+    pub dataset: Dataset,
+    pub block: u64,
+}
+
+pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered> {
+    let csv = match &opts.csv {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => smidl_fhe::dataset::BREAST_CANCER_CSV.as_bytes().to_vec(),
+    };
+    let text = std::str::from_utf8(&csv).context("the training CSV is not UTF-8")?;
+    let dataset = Dataset::from_csv(text)?;
+    let pb = ui::spinner(ctx.interactive, "training and compiling the model");
+    let (src, ds) = (opts.source.clone(), dataset.clone());
+    let (float, server) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let float = match &src {
+            Source::Logistic { l2_lambda, clip_norm } => train_logistic_regression(
+                &ds,
+                &LrConfig {
+                    l2_lambda: *l2_lambda,
+                    clip_norm: Some(*clip_norm),
+                },
+            )?,
+            Source::Mlp => train_mlp(&ds, &MlpConfig::default())?,
+            Source::Onnx(path) => {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                smidl_fhe::model::onnx::import_onnx(&bytes)?
+            }
+        };
+        let server = ServerModel::compile(&float, &ds, &QuantConfig::default())?;
+        Ok((float, server))
+    })
+    .await??;
+    pb.finish_and_clear();
+    let weights_commitment = server.commitment();
+    let dataset_commitment = dataset_commitment(&csv, dataset.train_x.len());
+    let training = match (&opts.source, opts.on_limit) {
+        (Source::Logistic { l2_lambda, clip_norm }, _) => Some(TrainingRecipe {
+            csv: csv.clone(),
+            l2_lambda: *l2_lambda,
+            clip_norm: Some(*clip_norm),
+            subsample: 0.9,
+        }),
+        (_, LimitAction::Retrain) => bail!("retraining is supported for logistic regression only; use --on-limit reset"),
+        _ => None,
+    };
+
+    let p = &opts.policy;
+    let policy = Policy {
+        max_queries_per_epoch: p.max_queries,
+        epoch_lifetime: p.lifetime_blocks,
+        idle_timeout: p.idle_blocks,
+        epsilon_per_query: ui::to_micro_up(p.epsilon_per_query)?,
+        account_epsilon_budget: ui::to_micro_down(p.account_budget)?,
+        accounting: match p.zcdp_delta_exponent {
+            None => Accounting::PureEpsilon,
+            Some(delta_exponent) => Accounting::Zcdp { delta_exponent },
+        },
+        fee_per_query: p.fee,
+    };
+    let pb = ui::spinner(ctx.interactive, "registering the model on chain");
+    let call = smidl::transactions().secure_inference().register_model(
+        BoundedVec(opts.workers.clone()),
+        weights_commitment.into(),
+        dataset_commitment.into(),
+        policy,
+    );
+    let included = chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
+    let model_id = included
+        .events
+        .find_first::<smidl::secure_inference::events::ModelRegistered>()
+        .context("no ModelRegistered event")??
+        .model_id;
+    pb.set_message("installing the server half on the worker");
+    let install = ModelInstall {
+        server_model: server.canonical_bytes(),
+        on_limit: opts.on_limit,
+        delete_eval_keys: opts.delete_eval_keys,
+        training,
+    };
+    // The worker checks it against the chain's best block; retry briefly while it catches up.
+    let mut tries = 0;
+    loop {
+        match ctx.worker.install(&ctx.key, model_id, &install).await {
+            Ok(()) => break,
+            Err(e) if e.code() == Some("model_not_on_chain") && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("installing the model on the worker"),
+        }
+    }
+    pb.finish_and_clear();
+    Ok(Registered {
+        model_id,
+        weights_commitment,
+        dataset_commitment,
+        float,
+        server,
+        dataset,
+        block: included.block_number,
+    })
+}

@@ -1,0 +1,376 @@
+//! The HTTP API clients use (axum).
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `GET /health` | anyone | chain position, installed models, backlog |
+//! | `GET /metrics` | anyone | Prometheus text |
+//! | `GET /v1/models/{id}/spec` | anyone | the public `ClientSpec` (no weights) |
+//! | `PUT /v1/models/{id}` | the model's on-chain owner | install the server half |
+//! | `PUT /v1/models/{id}/eval-key` | any account | upload its evaluation key |
+//! | `PUT /v1/models/{id}/inputs/{commitment}` | any account | upload an input ciphertext |
+//! | `GET /v1/results/{request_id}` | the request's requester | the encrypted result |
+//!
+//! Authenticated routes need the headers of [`crate::auth`]; nonces are recorded in the store
+//! (replays are refused across restarts). Every body has a size limit; every error is JSON
+//! `{code, message}` with a stable code.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+
+use crate::auth::{self, AuthError, SignedHeaders};
+use crate::chain::read;
+use crate::store::StoredInput;
+use crate::wire::{self, ApiError, Health, ModelInstall, Stored};
+use crate::worker::{ModelRecord, Worker, WorkerError};
+
+type Shared = Arc<Worker>;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            code: self.code.to_string(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<WorkerError> for Failure {
+    fn from(e: WorkerError) -> Self {
+        match e {
+            WorkerError::ModelNotInstalled(id) => Failure::new(
+                StatusCode::NOT_FOUND,
+                "model_not_installed",
+                format!("model {id} is not served by this worker"),
+            ),
+            WorkerError::Chain(e) => {
+                Failure::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string())
+            }
+            other => {
+                // Internal details stay in the worker's log.
+                tracing::error!("internal error: {other}");
+                Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        WorkerError::from(e).into()
+    }
+}
+
+impl From<AuthError> for Failure {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Replayed => Failure::new(StatusCode::CONFLICT, "replayed", e.to_string()),
+            AuthError::Stale { .. } => {
+                Failure::new(StatusCode::UNAUTHORIZED, "stale_timestamp", e.to_string())
+            }
+            _ => Failure::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+        }
+    }
+}
+
+pub fn router(worker: Shared) -> Router {
+    let limits = &worker.settings;
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/models/{id}/spec", get(spec))
+        .route(
+            "/v1/models/{id}",
+            put(install).layer(DefaultBodyLimit::max(limits.max_model_bytes)),
+        )
+        .route(
+            "/v1/models/{id}/eval-key",
+            put(put_eval_key).layer(DefaultBodyLimit::max(limits.max_eval_key_bytes)),
+        )
+        .route(
+            "/v1/models/{id}/inputs/{commitment}",
+            put(put_input).layer(DefaultBodyLimit::max(limits.max_input_bytes)),
+        )
+        .route("/v1/results/{request_id}", get(result))
+        .layer(axum::middleware::from_fn_with_state(worker.clone(), count))
+        .with_state(worker)
+}
+
+/// Counts answers per route template (never per concrete path: ids are not labels).
+async fn count(
+    State(w): State<Shared>,
+    matched: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = matched
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    w.metrics
+        .api
+        .get_or_create(&crate::metrics::Route {
+            route,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+/// Verifies the signature headers and records the nonce.
+async fn authenticate(
+    w: &Worker,
+    headers: &HeaderMap,
+    method: Method,
+    path: &str,
+    body: &[u8],
+) -> Result<[u8; 32], Failure> {
+    let get = |name: &'static str| -> Result<String, AuthError> {
+        headers
+            .get(name)
+            .ok_or(AuthError::Missing(name))?
+            .to_str()
+            .map(str::to_string)
+            .map_err(|_| AuthError::Malformed(name))
+    };
+    let signed = SignedHeaders {
+        account: get(auth::HEADER_ACCOUNT)?,
+        timestamp: get(auth::HEADER_TIMESTAMP)?,
+        nonce: get(auth::HEADER_NONCE)?,
+        signature: get(auth::HEADER_SIGNATURE)?,
+    };
+    let now = auth::now_ms();
+    let ok = auth::verify(&signed, method.as_str(), path, body, now)?;
+    let fresh = w.store.record_nonce(
+        &ok.account,
+        &ok.nonce,
+        ok.timestamp_ms.saturating_add(auth::MAX_SKEW_MS),
+        now,
+    )?;
+    if !fresh {
+        return Err(AuthError::Replayed.into());
+    }
+    Ok(ok.account)
+}
+
+async fn health(State(w): State<Shared>) -> Result<Json<Health>, Failure> {
+    let backlog = w.store.jobs_not_settled()?.len() as u64;
+    Ok(Json(Health {
+        status: "ok".into(),
+        worker: w.account_ss58(),
+        best_block: w.best_number(),
+        finalized_block: w.finalized_number(),
+        models: w.installed_models()?,
+        backlog,
+    }))
+}
+
+async fn metrics(State(w): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        w.metrics.render(),
+    )
+}
+
+fn model_id(raw: &str) -> Result<u32, Failure> {
+    raw.parse()
+        .map_err(|_| Failure::new(StatusCode::BAD_REQUEST, "bad_model_id", "model id must be a u32"))
+}
+
+async fn spec(State(w): State<Shared>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let id = model_id(&id)?;
+    let model = w.model(id)?;
+    let mut res = model.server.client_spec().to_bytes().into_response();
+    res.headers_mut().insert(
+        wire::HEADER_MODEL_COMMITMENT,
+        HeaderValue::from_str(&format!("0x{}", hex::encode(model.commitment)))
+            .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "header"))?,
+    );
+    Ok(res)
+}
+
+async fn install(
+    State(w): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Failure> {
+    let id = model_id(&id)?;
+    let who = authenticate(&w, &headers, method, &format!("/v1/models/{id}"), &body).await?;
+    let install: ModelInstall = bincode::deserialize(&body).map_err(|e| {
+        Failure::new(StatusCode::BAD_REQUEST, "malformed_install", format!("cannot decode the install request: {e}"))
+    })?;
+    let server = smidl_fhe::ServerModel::from_canonical_bytes(&install.server_model).map_err(|e| {
+        Failure::new(StatusCode::BAD_REQUEST, "malformed_model", format!("the server model does not load: {e}"))
+    })?;
+    if install.on_limit == wire::LimitAction::Retrain && install.training.is_none() {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "training_data_missing",
+            "on_limit = retrain needs the training recipe",
+        ));
+    }
+    let at = w.at_best().await.map_err(WorkerError::from)?;
+    let Some(info) = read::model(&at, id).await.map_err(WorkerError::from)? else {
+        return Err(Failure::new(StatusCode::NOT_FOUND, "model_not_on_chain", format!("model {id} is not registered on chain")));
+    };
+    if info.owner.0 != who {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "not_owner", "only the model's on-chain owner may install it"));
+    }
+    if !info.workers.0.iter().any(|a| a.0 == w.account) {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "not_authorised_worker",
+            format!("this worker ({}) is not among the model's authorised workers on chain", w.account_ss58()),
+        ));
+    }
+    if info.weights_commitment.0 != server.commitment() {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "commitment_mismatch",
+            "the model's commitment differs from the weights commitment on chain",
+        ));
+    }
+    let record = ModelRecord {
+        install,
+        pending_retrain: None,
+    };
+    let w2 = w.clone();
+    tokio::task::spawn_blocking(move || w2.put_record(id, &record))
+        .await
+        .map_err(|e| WorkerError::Join(e.to_string()))??;
+    tracing::info!(model = id, "model installed");
+    w.wake.notify_one();
+    Ok(StatusCode::CREATED)
+}
+
+async fn put_eval_key(
+    State(w): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Stored>, Failure> {
+    let id = model_id(&id)?;
+    let who = authenticate(&w, &headers, method, &format!("/v1/models/{id}/eval-key"), &body).await?;
+    let model = w.model(id)?;
+    if !model.server.client_spec().needs_evaluation_key() {
+        return Err(Failure::new(StatusCode::BAD_REQUEST, "no_eval_key_needed", "this model needs no evaluation key"));
+    }
+    // Parse once so a wrong or corrupt key is refused now, not at request time.
+    smidl_fhe::EvaluationKey::from_bytes(&body, model.server.client_spec()).map_err(|e| {
+        Failure::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed_eval_key", e.to_string())
+    })?;
+    let (w2, len) = (w.clone(), body.len() as u64);
+    let commitment = tokio::task::spawn_blocking(move || w2.store.put_eval_key(&who, id, &body))
+        .await
+        .map_err(|e| WorkerError::Join(e.to_string()))??;
+    Ok(Json(Stored {
+        commitment: format!("0x{}", hex::encode(commitment)),
+        bytes: len,
+    }))
+}
+
+async fn put_input(
+    State(w): State<Shared>,
+    Path((id, commitment)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Stored>), Failure> {
+    let id = model_id(&id)?;
+    let raw = commitment.trim_start_matches("0x");
+    let c: [u8; 32] = hex::decode(raw)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "bad_commitment", "commitment must be 32 bytes of hex"))?;
+    let path = format!("/v1/models/{id}/inputs/{commitment}");
+    let who = authenticate(&w, &headers, method, &path, &body).await?;
+    if !w.installed_models()?.contains(&id) {
+        return Err(WorkerError::ModelNotInstalled(id).into());
+    }
+    if w.store.input(id, &c)?.is_some() {
+        return Err(Failure::new(StatusCode::CONFLICT, "input_exists", "an input is already filed under this commitment"));
+    }
+    // Filed under the client's commitment as sent; the pipeline checks the hash against
+    // the on-chain commitment and rejects (refunding the client) on mismatch.
+    let input = StoredInput {
+        owner: who,
+        bytes: body.to_vec(),
+        uploaded_at_ms: auth::now_ms(),
+    };
+    w.store.put_input(id, &c, &input)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Stored {
+            commitment: format!("0x{}", hex::encode(c)),
+            bytes: input.bytes.len() as u64,
+        }),
+    ))
+}
+
+async fn result(
+    State(w): State<Shared>,
+    Path(request_id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let request_id: u64 = request_id
+        .parse()
+        .map_err(|_| Failure::new(StatusCode::BAD_REQUEST, "bad_request_id", "request id must be a u64"))?;
+    let who = authenticate(&w, &headers, method, &format!("/v1/results/{request_id}"), b"").await?;
+    let Some(job) = w.store.job(request_id)? else {
+        return Err(Failure::new(StatusCode::NOT_FOUND, "unknown_request", "this worker has no such request"));
+    };
+    // Same answer for "not yours" and "does not exist" would hide existence; the request
+    // ids and requesters are public on chain anyway, so say what happened.
+    if job.requester != who {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "not_requester", "only the requester may fetch this result"));
+    }
+    let Some(stored) = w.store.result(request_id)? else {
+        return Err(match job.state {
+            crate::store::JobState::Submitted { rejected: Some(why), .. } => {
+                Failure::new(StatusCode::GONE, "rejected", format!("the request was rejected: {why}"))
+            }
+            crate::store::JobState::Settled => {
+                Failure::new(StatusCode::GONE, "result_deleted", "no result is kept (rejected, timed out, or deleted at the epoch's end)")
+            }
+            _ => Failure::new(StatusCode::NOT_FOUND, "result_not_ready", "the result is not ready yet"),
+        });
+    };
+    let mut res = stored.output.into_response();
+    res.headers_mut().insert(
+        wire::HEADER_OUTPUT_COMMITMENT,
+        HeaderValue::from_str(&format!("0x{}", hex::encode(stored.output_commitment)))
+            .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "header"))?,
+    );
+    Ok(res)
+}

@@ -1,0 +1,370 @@
+//! The smidl chain seen through subxt, from the static metadata checked in under `metadata/`.
+//!
+//! Shared by the worker and the `smidl` CLI: connecting, signing keys, submitting a call and
+//! waiting for it, and turning the pallet's refusals into errors that name the rule and quote
+//! its documentation.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use subxt::transactions::Payload;
+use subxt::utils::{AccountId32, H256};
+use subxt::{OnlineClient, PolkadotConfig};
+use subxt_signer::sr25519::Keypair;
+use subxt_signer::SecretUri;
+
+/// The generated interface. Regenerate the metadata with `scripts/gen-metadata.sh`; the test
+/// `metadata_matches_runtime` fails when it is stale.
+#[subxt::subxt(
+    runtime_metadata_path = "metadata/smidl.scale",
+    derive_for_all_types = "Clone, PartialEq, Eq"
+)]
+pub mod smidl {}
+
+pub use smidl::runtime_types::pallet_secure_inference::types::{
+    Accounting, ExpiryReason, ModelState, RejectReason, RequestStatus,
+};
+
+/// Our runtime's address (`MultiAddress<AccountId, ()>`), signature and hashing match
+/// polkadot's, so its config applies unchanged.
+pub type Config = PolkadotConfig;
+pub type Client = OnlineClient<Config>;
+pub type Events = subxt::events::Events<Config>;
+pub type AtBlock = subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>;
+
+/// Everything that can go wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("cannot connect to the node at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("the node at {url} is reachable only over an unencrypted connection; use wss:// or a loopback address")]
+    Insecure { url: String },
+    #[error("{context}: {reason}")]
+    Rpc {
+        context: &'static str,
+        reason: String,
+    },
+    /// The pallet refused the call: `pallet::error` plus the error's own documentation.
+    #[error("the chain refused the call: {pallet}::{error} — {docs}")]
+    Refused {
+        pallet: String,
+        error: String,
+        docs: String,
+    },
+    #[error("the chain refused the call: {0}")]
+    Dispatch(String),
+    #[error("the transaction was not accepted: {0}")]
+    Invalid(String),
+    #[error("the transaction was dropped: {0}")]
+    Dropped(String),
+    #[error("invalid signing key: {0}")]
+    Key(String),
+}
+
+impl ChainError {
+    /// The pallet error's name when the chain refused the call (`None` otherwise).
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            ChainError::Refused { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn rpc<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> ChainError {
+    move |e| ChainError::Rpc {
+        context,
+        reason: e.to_string(),
+    }
+}
+
+/// Connects to a node. Plain `ws://` is accepted only for loopback addresses: anything else
+/// would expose which models and requests a client uses to the network path.
+pub async fn connect(url: &str) -> Result<Client, ChainError> {
+    let loopback = ["ws://127.0.0.1", "ws://localhost", "ws://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    let result = if loopback {
+        Client::from_insecure_url(url).await
+    } else if url.starts_with("wss://") {
+        Client::from_url(url).await
+    } else {
+        return Err(ChainError::Insecure {
+            url: url.to_string(),
+        });
+    };
+    result.map_err(|e| ChainError::Connect {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// [`connect`], retrying for up to `patience` (a node that is still starting).
+pub async fn connect_patiently(url: &str, patience: Duration) -> Result<Client, ChainError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match connect(url).await {
+            Ok(c) => return Ok(c),
+            Err(e @ ChainError::Insecure { .. }) => return Err(e),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// A signing key from a secret URI: `//Alice` for dev accounts, a mnemonic, or a hex seed,
+/// optionally with derivation junctions.
+pub fn keypair_from_uri(uri: &str) -> Result<Keypair, ChainError> {
+    let uri = SecretUri::from_str(uri.trim()).map_err(|e| ChainError::Key(e.to_string()))?;
+    Keypair::from_uri(&uri).map_err(|e| ChainError::Key(e.to_string()))
+}
+
+/// A signing key from a file holding a secret URI (mode 0600 expected; the file is the
+/// account's secret).
+pub fn keypair_from_file(path: &std::path::Path) -> Result<Keypair, ChainError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(ChainError::Key(format!(
+                "{} is readable by other users; chmod 600 it",
+                path.display()
+            )));
+        }
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))?,
+    );
+    keypair_from_uri(&text)
+}
+
+pub fn account_of(key: &Keypair) -> AccountId32 {
+    key.public_key().to_account_id()
+}
+
+/// A call included in a block, with the events it caused.
+pub struct Included {
+    pub block_hash: H256,
+    pub block_number: u64,
+    pub events: subxt::extrinsics::ExtrinsicEvents<Config>,
+}
+
+/// How long to wait for a submitted call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Until it is in a best block (fast; may still be re-orged out).
+    InBlock,
+    /// Until its block is finalized.
+    Finalized,
+}
+
+/// Signs `call` with `signer`, submits it and waits; a dispatch failure becomes
+/// [`ChainError::Refused`] naming the pallet error.
+pub async fn submit<C: Payload>(
+    client: &Client,
+    call: &C,
+    signer: &Keypair,
+    wait: Wait,
+) -> Result<Included, ChainError> {
+    use subxt::transactions::TransactionStatus as S;
+    let at = client
+        .at_current_block()
+        .await
+        .map_err(rpc("reading the current block"))?;
+    let mut progress = at
+        .transactions()
+        .sign_and_submit_then_watch_default(call, signer)
+        .await
+        .map_err(|e| ChainError::Invalid(e.to_string()))?;
+    loop {
+        let Some(status) = progress.next().await else {
+            return Err(ChainError::Dropped(
+                "the node stopped reporting the transaction's status".into(),
+            ));
+        };
+        let status = status.map_err(rpc("watching the transaction"))?;
+        let in_block = match status {
+            S::InBestBlock(b) if wait == Wait::InBlock => b,
+            S::InFinalizedBlock(b) => b,
+            S::Error { message } => return Err(ChainError::Rpc {
+                context: "transaction",
+                reason: message,
+            }),
+            S::Invalid { message } => return Err(ChainError::Invalid(message)),
+            S::Dropped { message } => return Err(ChainError::Dropped(message)),
+            _ => continue,
+        };
+        let block_hash = in_block.block_hash();
+        let events = in_block.wait_for_success().await.map_err(dispatch_error)?;
+        let block_number = client
+            .at_block(block_hash)
+            .await
+            .map_err(rpc("reading the inclusion block"))?
+            .block_number();
+        return Ok(Included {
+            block_hash,
+            block_number,
+            events,
+        });
+    }
+}
+
+fn dispatch_error(e: subxt::error::TransactionEventsError) -> ChainError {
+    use subxt::error::{DispatchError, TransactionEventsError};
+    match e {
+        TransactionEventsError::ExtrinsicFailed(DispatchError::Module(m)) => match m.details() {
+            Ok(d) => ChainError::Refused {
+                pallet: d.pallet.name().to_string(),
+                error: d.variant.name.clone(),
+                docs: d.variant.docs.join(" ").trim().to_string(),
+            },
+            Err(_) => ChainError::Dispatch(m.details_string()),
+        },
+        TransactionEventsError::ExtrinsicFailed(other) => ChainError::Dispatch(other.to_string()),
+        other => ChainError::Rpc {
+            context: "reading the transaction's events",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Typed reads of the pallet's storage and runtime API at one block.
+pub mod read {
+    use super::*;
+    use smidl::runtime_types::pallet_secure_inference::types as t;
+
+    pub type ModelInfo = t::ModelInfo;
+    pub type Request = t::InferenceRequest;
+    pub type ModelStatus = t::ModelStatus<u32>;
+    pub type AccountStatus = t::AccountStatus;
+    pub type Usage = t::AccountUsage<u32>;
+
+    pub async fn model(at: &AtBlock, model_id: u32) -> Result<Option<ModelInfo>, ChainError> {
+        let v = at
+            .storage()
+            .try_fetch(smidl::storage().secure_inference().models(), (model_id,))
+            .await
+            .map_err(rpc("reading Models"))?;
+        v.map(|v| v.decode().map_err(rpc("decoding Models")))
+            .transpose()
+    }
+
+    pub async fn request(at: &AtBlock, request_id: u64) -> Result<Option<Request>, ChainError> {
+        let v = at
+            .storage()
+            .try_fetch(smidl::storage().secure_inference().requests(), (request_id,))
+            .await
+            .map_err(rpc("reading Requests"))?;
+        v.map(|v| v.decode().map_err(rpc("decoding Requests")))
+            .transpose()
+    }
+
+    pub async fn eval_key(
+        at: &AtBlock,
+        who: &AccountId32,
+        model_id: u32,
+    ) -> Result<Option<H256>, ChainError> {
+        let v = at
+            .storage()
+            .try_fetch(
+                smidl::storage().secure_inference().eval_keys(),
+                (who.clone(), model_id),
+            )
+            .await
+            .map_err(rpc("reading EvalKeys"))?;
+        Ok(v.map(|v| v.decode().map_err(rpc("decoding EvalKeys")))
+            .transpose()?
+            .map(|k| k.commitment))
+    }
+
+    pub async fn model_status(
+        at: &AtBlock,
+        model_id: u32,
+    ) -> Result<Option<ModelStatus>, ChainError> {
+        at.runtime_apis()
+            .call(
+                smidl::runtime_apis()
+                    .secure_inference_api()
+                    .model_status(model_id),
+            )
+            .await
+            .map_err(rpc("calling SecureInferenceApi::model_status"))
+    }
+
+    pub async fn account_status(
+        at: &AtBlock,
+        model_id: u32,
+        who: &AccountId32,
+    ) -> Result<Option<AccountStatus>, ChainError> {
+        at.runtime_apis()
+            .call(
+                smidl::runtime_apis()
+                    .secure_inference_api()
+                    .account_status(model_id, who.clone()),
+            )
+            .await
+            .map_err(rpc("calling SecureInferenceApi::account_status"))
+    }
+
+    pub async fn next_model_id(at: &AtBlock) -> Result<u32, ChainError> {
+        let v = at
+            .storage()
+            .fetch(smidl::storage().secure_inference().next_model_id(), ())
+            .await
+            .map_err(rpc("reading NextModelId"))?;
+        v.decode().map_err(rpc("decoding NextModelId"))
+    }
+}
+
+/// 32 raw bytes of an account id.
+pub fn account_bytes(a: &AccountId32) -> [u8; 32] {
+    a.0
+}
+
+/// BLAKE2-256, the hash the pallet's commitments use.
+pub fn blake2_256(bytes: &[u8]) -> [u8; 32] {
+    use blake2::digest::consts::U32;
+    use blake2::{Blake2b, Digest};
+    Blake2b::<U32>::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in metadata the interface is compiled from must be the runtime's own;
+    /// otherwise calls would be encoded for a runtime that no longer exists.
+    #[test]
+    fn metadata_matches_runtime() {
+        let checked_in = include_bytes!("../metadata/smidl.scale");
+        let runtime = smidl_runtime::Runtime::metadata_at_version(16)
+            .expect("the runtime provides metadata V16");
+        let runtime: &[u8] = &runtime;
+        assert!(
+            checked_in[..] == runtime[..],
+            "offchain-worker/metadata/smidl.scale is stale: run scripts/gen-metadata.sh"
+        );
+    }
+
+    #[test]
+    fn dev_keys_and_uris() {
+        let alice = keypair_from_uri("//Alice").unwrap();
+        assert_eq!(
+            account_of(&alice).to_string(),
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        );
+        assert!(keypair_from_uri("not a uri with spaces only").is_err());
+    }
+
+    #[test]
+    fn blake2_matches_substrate() {
+        // blake2_256(b"") as computed by sp_core::hashing.
+        assert_eq!(
+            hex::encode(blake2_256(b"")),
+            "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Following the chain: best blocks start work early, finalized blocks settle it.
+//!
+//! * A new **best** block's `InferenceRequested` events queue jobs at once (persisted,
+//!   idempotent by request id), so evaluation does not wait for finality.
+//! * Each **finalized** block advances a persisted cursor one block at a time: its events are
+//!   scanned again (queueing anything a best block missed, e.g. across a restart or a re-org)
+//!   and settle jobs whose answer (or timeout) is final. Submitted answers that finality does
+//!   not confirm are re-queued; requests that finality shows never existed are dropped.
+//! * On start, pending requests are also read from storage (`RequestDeadlines`), so a request
+//!   made while the worker was down, or before a model was installed, is never skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use subxt::utils::H256;
+
+use crate::chain::{self, read, smidl, AtBlock, ChainError, RequestStatus};
+use crate::limits;
+use crate::store::{Job, JobState};
+use crate::worker::{Worker, WorkerError};
+
+use smidl::secure_inference::events as ev;
+
+/// Blocks after which a submitted answer that finality has not confirmed is sent again.
+const RESUBMIT_AFTER_BLOCKS: u32 = 10;
+
+/// Follows the chain until the connection fails repeatedly.
+pub async fn run(worker: Arc<Worker>) -> Result<(), WorkerError> {
+    let mut failures = 0u32;
+    loop {
+        match follow(&worker).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!("following the chain failed ({failures}): {e}");
+                if failures >= 20 {
+                    return Err(e);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn follow(worker: &Arc<Worker>) -> Result<(), WorkerError> {
+    let rpc = chain::rpc::<subxt::error::BlocksError>;
+    let mut best = worker
+        .client
+        .stream_best_blocks()
+        .await
+        .map_err(rpc("subscribing to best blocks"))?;
+    let mut finalized = worker
+        .client
+        .stream_blocks()
+        .await
+        .map_err(rpc("subscribing to finalized blocks"))?;
+    reconcile_pending(worker).await?;
+    loop {
+        tokio::select! {
+            b = best.next() => {
+                let Some(b) = b else { return Ok(()) };
+                let b = b.map_err(rpc("reading a best block"))?;
+                on_best(worker, b.number(), b.hash()).await?;
+            }
+            f = finalized.next() => {
+                let Some(f) = f else { return Ok(()) };
+                let f = f.map_err(rpc("reading a finalized block"))?;
+                on_finalized(worker, f.number(), f.hash()).await?;
+            }
+        }
+    }
+}
+
+async fn on_best(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), WorkerError> {
+    worker.best.send_replace(Some((number, hash)));
+    worker.metrics.best_block.set(number as i64);
+    let at = at_hash(worker, hash).await?;
+    let events = at.events().fetch().await.map_err(chain::rpc("reading events"))?;
+    if queue_requests(worker, &events, number as u32)? > 0 {
+        worker.wake.notify_one();
+    }
+    Ok(())
+}
+
+async fn on_finalized(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), WorkerError> {
+    let from = match worker.store.cursor()? {
+        Some((n, _)) if (n as u64) < number => n as u64 + 1,
+        Some(_) => return Ok(()),
+        None => number,
+    };
+    let mut queued = 0;
+    for n in from..=number {
+        let at = worker
+            .client
+            .at_block(n)
+            .await
+            .map_err(chain::rpc("reading a finalized block"))?;
+        let events = at.events().fetch().await.map_err(chain::rpc("reading events"))?;
+        queued += queue_requests(worker, &events, n as u32)?;
+        settle(worker, &events)?;
+        limits::on_finalized_events(worker, &events)?;
+        worker
+            .store
+            .set_cursor(n as u32, &at.block_hash().0)?;
+    }
+    worker.finalized.send_replace(Some((number, hash)));
+    worker.metrics.finalized_block.set(number as i64);
+    let at = at_hash(worker, hash).await?;
+    queued += recheck_unsettled(worker, &at, number as u32).await?;
+    if queued > 0 {
+        worker.wake.notify_one();
+    }
+    limits::check(worker, &at).await?;
+    Ok(())
+}
+
+async fn at_hash(worker: &Worker, hash: H256) -> Result<AtBlock, ChainError> {
+    worker
+        .client
+        .at_block(hash)
+        .await
+        .map_err(chain::rpc("reading a block"))
+}
+
+/// Queues a job per `InferenceRequested` for a model installed here. Returns how many were new.
+fn queue_requests(worker: &Worker, events: &chain::Events, block: u32) -> Result<usize, WorkerError> {
+    let installed = worker.installed_models()?;
+    let mut new = 0;
+    for e in events.find::<ev::InferenceRequested>() {
+        let e = e.map_err(chain::rpc("decoding InferenceRequested"))?;
+        if !installed.contains(&e.model_id) {
+            continue;
+        }
+        let job = Job {
+            request_id: e.request_id,
+            model_id: e.model_id,
+            epoch: e.epoch,
+            requester: e.requester.0,
+            input_commitment: e.input_commitment.0,
+            eval_key_commitment: e.eval_key_commitment.map(|h| h.0),
+            seen_at_block: block,
+            state: JobState::Queued,
+            attempts: 0,
+        };
+        if worker.store.insert_job(&job)? {
+            tracing::info!(request = e.request_id, model = e.model_id, block, "request queued");
+            new += 1;
+        }
+    }
+    Ok(new)
+}
+
+/// Marks jobs settled by final events.
+fn settle(worker: &Worker, events: &chain::Events) -> Result<(), WorkerError> {
+    let mut ids = Vec::new();
+    for e in events.find::<ev::ResultSubmitted>() {
+        ids.push(e.map_err(chain::rpc("decoding ResultSubmitted"))?.request_id);
+    }
+    for e in events.find::<ev::RequestRejected>() {
+        ids.push(e.map_err(chain::rpc("decoding RequestRejected"))?.request_id);
+    }
+    for e in events.find::<ev::RequestTimedOut>() {
+        ids.push(e.map_err(chain::rpc("decoding RequestTimedOut"))?.request_id);
+    }
+    for id in ids {
+        if let Some(mut job) = worker.store.job(id)? {
+            if job.state != JobState::Settled {
+                job.state = JobState::Settled;
+                worker.store.update_job(&job)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares unsettled jobs with the finalized state: re-queues answers finality lost, drops
+/// requests finality shows do not exist. Returns how many were re-queued.
+async fn recheck_unsettled(worker: &Worker, at: &AtBlock, finalized: u32) -> Result<usize, WorkerError> {
+    let mut requeued = 0;
+    for mut job in worker.store.jobs_not_settled()? {
+        let request = read::request(at, job.request_id).await?;
+        match (&job.state, request) {
+            (_, Some(r)) if r.status != RequestStatus::Pending => {
+                job.state = JobState::Settled;
+                worker.store.update_job(&job)?;
+            }
+            (JobState::Submitted { at_block, .. }, Some(_))
+                if at_block.saturating_add(RESUBMIT_AFTER_BLOCKS) <= finalized =>
+            {
+                tracing::warn!(request = job.request_id, "answer not final after {RESUBMIT_AFTER_BLOCKS} blocks; sending again");
+                job.state = JobState::Queued;
+                worker.store.update_job(&job)?;
+                requeued += 1;
+            }
+            (_, None) if job.seen_at_block <= finalized => {
+                tracing::warn!(request = job.request_id, "request is not on the finalized chain (re-org); dropped");
+                job.state = JobState::Settled;
+                worker.store.update_job(&job)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(requeued)
+}
+
+/// Queues every pending request of an installed model found in storage.
+async fn reconcile_pending(worker: &Arc<Worker>) -> Result<(), WorkerError> {
+    let at = worker
+        .client
+        .at_current_block()
+        .await
+        .map_err(chain::rpc("reading the finalized block"))?;
+    let installed = worker.installed_models()?;
+    let mut entries = at
+        .storage()
+        .iter(smidl::storage().secure_inference().request_deadlines(), ())
+        .await
+        .map_err(chain::rpc("reading RequestDeadlines"))?;
+    let mut ids = Vec::new();
+    while let Some(entry) = entries.next().await {
+        let entry = entry.map_err(chain::rpc("reading RequestDeadlines"))?;
+        let list = entry
+            .value()
+            .decode()
+            .map_err(chain::rpc("decoding RequestDeadlines"))?;
+        ids.extend(list.0);
+    }
+    let mut new = 0;
+    for id in ids {
+        let Some(r) = read::request(&at, id).await? else {
+            continue;
+        };
+        if r.status != RequestStatus::Pending || !installed.contains(&r.model_id) {
+            continue;
+        }
+        let job = Job {
+            request_id: id,
+            model_id: r.model_id,
+            epoch: r.epoch,
+            requester: r.requester.0,
+            input_commitment: r.input_commitment.0,
+            eval_key_commitment: r.eval_key_commitment.map(|h| h.0),
+            seen_at_block: r.submitted_at,
+            state: JobState::Queued,
+            attempts: 0,
+        };
+        if worker.store.insert_job(&job)? {
+            new += 1;
+        }
+    }
+    if new > 0 {
+        tracing::info!("{new} pending request(s) found in storage and queued");
+        worker.wake.notify_one();
+    }
+    Ok(())
+}

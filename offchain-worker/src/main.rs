@@ -1,0 +1,75 @@
+//! `smidl-worker`: the model provider's off-chain worker service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use smidl_worker::{chain, store::Store, Settings, Worker};
+
+/// Answers smidl inference requests with FHE and DP noise; ends epochs with controlled deletion
+/// and a signed reset or retrain.
+#[derive(Parser, Debug)]
+#[command(name = "smidl-worker", version)]
+struct Args {
+    /// Node RPC endpoint (ws:// only on loopback; wss:// otherwise).
+    #[arg(long, env = "SMIDL_RPC", default_value = "ws://127.0.0.1:9944")]
+    rpc: String,
+    /// Address of the HTTP API.
+    #[arg(long, env = "SMIDL_WORKER_LISTEN", default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Data directory: the encrypted store and its key.
+    #[arg(long, env = "SMIDL_WORKER_DATA", default_value = "./smidl-worker-data")]
+    data_dir: PathBuf,
+    /// Development chain: sign as the dev account //Alice.
+    #[arg(long, conflicts_with = "key_file")]
+    dev: bool,
+    /// File holding the worker account's secret URI or mnemonic (mode 0600).
+    #[arg(long, env = "SMIDL_WORKER_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Requests evaluated concurrently.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Finalized blocks an ended epoch's results stay available before deletion.
+    #[arg(long, default_value_t = 5)]
+    result_retention_blocks: u32,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "smidl_worker=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let signer = match (&args.key_file, args.dev) {
+        (Some(path), _) => chain::keypair_from_file(path)?,
+        (None, true) => chain::keypair_from_uri("//Alice")?,
+        (None, false) => return Err("give --key-file, or --dev for a development chain".into()),
+    };
+    let store = Store::open(&args.data_dir)?;
+    let client = chain::connect_patiently(&args.rpc, Duration::from_secs(60)).await?;
+    let mut settings = Settings::new(args.rpc.clone(), args.listen, args.data_dir.clone());
+    settings.concurrency = args.concurrency;
+    settings.result_retention_blocks = args.result_retention_blocks;
+    let worker = Arc::new(Worker::new(settings, store, client, signer));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    smidl_worker::serve(worker, shutdown).await?;
+    Ok(())
+}

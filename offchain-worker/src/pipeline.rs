@@ -1,0 +1,257 @@
+//! From a queued request to a signed answer on chain.
+//!
+//! For each job, in order: check the request is still pending on chain; reuse a stored result
+//! if one exists (a restart never draws fresh noise for the same request); otherwise load the
+//! stored ciphertext filed under the on-chain input commitment, check its BLAKE2-256, parse it,
+//! evaluate the model, add DP noise, store the encrypted result; then submit `submit_result`
+//! (or `reject_request` with the reason, which refunds the client) and mark the job submitted.
+//! Settlement happens in the follower, on finalized blocks only.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smidl_fhe::EncryptedInput;
+use tokio::sync::Semaphore;
+
+use crate::chain::{self, read, smidl, Accounting, ChainError, RejectReason, RequestStatus, Wait};
+use crate::dp::Mechanism;
+use crate::store::{Job, JobState, StoredResult};
+use crate::worker::{Worker, WorkerError};
+
+/// What the worker answers for one request.
+#[derive(Debug)]
+pub enum Verdict {
+    Result(StoredResult),
+    Reject(RejectReason, String),
+}
+
+/// Runs forever: takes unsettled `Queued` jobs from the store and processes them on a bounded
+/// pool. Woken by the follower; also polls, so nothing waits on a lost wake-up.
+pub async fn run_executor(worker: Arc<Worker>) {
+    let pool = Arc::new(Semaphore::new(worker.settings.concurrency.max(1)));
+    let in_flight = Arc::new(std::sync::Mutex::new(std::collections::HashSet::<u64>::new()));
+    loop {
+        let jobs = match worker.store.jobs_not_settled() {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!("cannot read the backlog: {e}");
+                Vec::new()
+            }
+        };
+        worker.metrics.backlog.set(jobs.len() as i64);
+        for job in jobs.into_iter().filter(|j| j.state == JobState::Queued) {
+            let fresh = in_flight
+                .lock()
+                .map(|mut s| s.insert(job.request_id))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let Ok(permit) = pool.clone().acquire_owned().await else {
+                return;
+            };
+            let (w, set) = (worker.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let id = job.request_id;
+                if let Err(e) = process(&w, job).await {
+                    tracing::warn!(request = id, "request not finished, will retry: {e}");
+                }
+                if let Ok(mut s) = set.lock() {
+                    s.remove(&id);
+                }
+                drop(permit);
+            });
+        }
+        tokio::select! {
+            _ = worker.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+        }
+    }
+}
+
+/// Handles one job end to end (idempotent: safe to call again after a crash at any point).
+pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerError> {
+    let at = worker.at_best().await?;
+    let Some(request) = read::request(&at, job.request_id).await? else {
+        // Not (yet) on our best chain: re-orged out or not imported. The follower settles it
+        // once finality shows it is gone.
+        return Ok(());
+    };
+    if request.status != RequestStatus::Pending {
+        job.state = JobState::Settled;
+        worker.store.update_job(&job)?;
+        return Ok(());
+    }
+    let Some(model_info) = read::model(&at, job.model_id).await? else {
+        return Ok(());
+    };
+    if model_info.epoch != job.epoch {
+        // The epoch ended before we answered: the pallet no longer accepts a result.
+        return answer(
+            worker,
+            job,
+            Verdict::Reject(RejectReason::EpochEnded, "epoch ended".into()),
+        )
+        .await;
+    }
+    let verdict = match worker.store.result(job.request_id)? {
+        Some(stored) => Verdict::Result(stored),
+        None => {
+            let mechanism = match model_info.policy.accounting {
+                Accounting::PureEpsilon => Mechanism::DiscreteLaplace,
+                Accounting::Zcdp { .. } => Mechanism::DiscreteGaussian,
+            };
+            let epsilon = model_info.policy.epsilon_per_query;
+            let (w, j) = (worker.clone(), job.clone());
+            let started = Instant::now();
+            let verdict = tokio::task::spawn_blocking(move || evaluate(&w, &j, mechanism, epsilon))
+                .await
+                .map_err(|e| WorkerError::Join(e.to_string()))??;
+            worker
+                .metrics
+                .eval_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if let Verdict::Result(r) = &verdict {
+                // Stored before submitting: a crash after this point re-submits the same
+                // noisy result instead of drawing new noise.
+                worker.store.put_result(r)?;
+            }
+            verdict
+        }
+    };
+    answer(worker, job, verdict).await
+}
+
+/// Loads, checks, evaluates and noises one request (blocking: FHE runs here).
+pub fn evaluate(
+    worker: &Worker,
+    job: &Job,
+    mechanism: Mechanism,
+    epsilon_micro: u64,
+) -> Result<Verdict, WorkerError> {
+    use RejectReason as R;
+    let model = worker.model(job.model_id)?;
+    let spec = model.server.client_spec();
+    let Some(stored) = worker.store.input(job.model_id, &job.input_commitment)? else {
+        return Ok(Verdict::Reject(R::InputMissing, "no ciphertext uploaded under this commitment".into()));
+    };
+    if stored.owner != job.requester {
+        // Someone else's upload: never evaluate another account's data for this request.
+        return Ok(Verdict::Reject(R::InputMissing, "no ciphertext of the requester under this commitment".into()));
+    }
+    if chain::blake2_256(&stored.bytes) != job.input_commitment {
+        return Ok(Verdict::Reject(R::CommitmentMismatch, "stored ciphertext does not hash to the commitment".into()));
+    }
+    let input = match EncryptedInput::from_bytes(&stored.bytes, spec) {
+        Ok(i) => i,
+        Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
+    };
+    let key = if spec.needs_evaluation_key() {
+        let Some(expected) = job.eval_key_commitment else {
+            return Ok(Verdict::Reject(R::EvalKeyMissing, "no evaluation key registered on chain".into()));
+        };
+        match worker.store.eval_key(&job.requester, job.model_id)? {
+            Some((c, bytes)) if c == expected => {
+                match worker.server_key(&model, &job.requester, &c, &bytes) {
+                    Ok(k) => Some(k),
+                    Err(e) => return Ok(Verdict::Reject(R::EvalKeyMissing, format!("evaluation key unusable: {e}"))),
+                }
+            }
+            _ => {
+                return Ok(Verdict::Reject(R::EvalKeyMissing, "evaluation key not uploaded or not the registered one".into()));
+            }
+        }
+    } else {
+        None
+    };
+    let mut output = match model.server.evaluate(&input, key.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
+    };
+    let plans = match model.noise_plans(mechanism, epsilon_micro) {
+        Ok(p) => p,
+        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+    };
+    let max = model.server.max_offset();
+    let mut noise = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let mut one = match plan.sample(1) {
+            Ok(n) => n,
+            Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+        };
+        // Clamping to the decodable range is post-processing: the guarantee is unchanged.
+        plan.clamp_to(&mut one, max);
+        noise.extend(one);
+    }
+    if let Err(e) = model.server.add_offset(&mut output, &noise) {
+        return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string()));
+    }
+    // The noise values are secret (they would let a client strip the noise): not logged.
+    let bytes = output.to_bytes(spec);
+    Ok(Verdict::Result(StoredResult {
+        request_id: job.request_id,
+        model_id: job.model_id,
+        epoch: job.epoch,
+        requester: job.requester,
+        output_commitment: chain::blake2_256(&bytes),
+        output: bytes,
+    }))
+}
+
+/// Submits the verdict and records the job as submitted.
+async fn answer(worker: &Arc<Worker>, mut job: Job, verdict: Verdict) -> Result<(), WorkerError> {
+    let id = job.request_id;
+    let (outcome, rejected) = match &verdict {
+        Verdict::Result(_) => ("completed".to_string(), None),
+        Verdict::Reject(r, why) => (format!("rejected_{r:?}"), Some(format!("{r:?}: {why}"))),
+    };
+    let result = match &verdict {
+        Verdict::Result(r) => {
+            let call = smidl::transactions()
+                .secure_inference()
+                .submit_result(id, r.output_commitment.into());
+            submit(worker, &call).await
+        }
+        Verdict::Reject(reason, _) => {
+            let call = smidl::transactions()
+                .secure_inference()
+                .reject_request(id, reason.clone());
+            submit(worker, &call).await
+        }
+    };
+    job.attempts = job.attempts.saturating_add(1);
+    match result {
+        Ok(included) => {
+            tracing::info!(request = id, model = job.model_id, block = included.block_number, "{outcome}");
+            worker.metrics.job(&outcome);
+            job.state = JobState::Submitted {
+                at_block: included.block_number as u32,
+                rejected,
+            };
+            worker.store.update_job(&job)?;
+            Ok(())
+        }
+        Err(e) if matches!(e.refusal(), Some("RequestNotPending" | "RequestNotFound")) => {
+            // Someone (an earlier run of ours, or the timeout) already settled it.
+            job.state = JobState::Settled;
+            worker.store.update_job(&job)?;
+            Ok(())
+        }
+        Err(e) if e.refusal() == Some("StaleEpoch") && !matches!(verdict, Verdict::Reject(RejectReason::EpochEnded, _)) => {
+            Box::pin(answer(worker, job, Verdict::Reject(RejectReason::EpochEnded, "epoch ended".into()))).await
+        }
+        Err(e) => {
+            worker.store.update_job(&job)?;
+            Err(e.into())
+        }
+    }
+}
+
+async fn submit<C: subxt::transactions::Payload>(
+    worker: &Worker,
+    call: &C,
+) -> Result<chain::Included, ChainError> {
+    // Holding the lock across inclusion keeps nonces sequential; inclusion takes one block.
+    let _guard = worker.submit_lock.lock().await;
+    chain::submit(&worker.client, call, &worker.signer, Wait::InBlock).await
+}

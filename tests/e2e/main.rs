@@ -1,0 +1,349 @@
+//! End to end, against a real dev node and worker (one network shared by the scenarios, run in
+//! order; each scenario uses its own model so they do not interfere).
+//!
+//! 1. happy path: decrypted prediction = clear quantised model + noise within its tail bound;
+//! 2. tampered (commitment mismatch) and malformed ciphertexts are rejected and refunded;
+//! 3. a replayed API request is refused;
+//! 4. a non-worker account cannot submit results; the worker killed with SIGKILL around a
+//!    request and restarted finishes every request exactly once;
+//! 5. budget exhaustion and K exhaustion refuse further requests;
+//! 6. after the worker's reset no stored client data of the old epoch remains.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context as _, Result};
+use smidl_cli::ctx::Context;
+use smidl_cli::devnet::Devnet;
+use smidl_cli::infer::{self, Answer, Settled};
+use smidl_cli::keys;
+use smidl_cli::model::{self, PolicyArgs, RegisterOptions, Registered, Source};
+use smidl_worker::chain::{self, read, smidl, ChainError, Wait};
+use smidl_worker::dp::{Mechanism, NoisePlan};
+use smidl_worker::wire::LimitAction;
+use subxt_signer::sr25519::dev;
+
+use smidl::secure_inference::events as ev;
+
+fn policy(k: u32, epsilon: f64, budget: f64) -> PolicyArgs {
+    PolicyArgs {
+        max_queries: k,
+        lifetime_blocks: 2_000,
+        idle_blocks: 1_000,
+        epsilon_per_query: epsilon,
+        account_budget: budget,
+        zcdp_delta_exponent: None,
+        fee: 0,
+    }
+}
+
+async fn register(alice: &Context, p: PolicyArgs) -> Result<Registered> {
+    model::register(
+        alice,
+        RegisterOptions {
+            source: Source::Logistic {
+                l2_lambda: 0.1,
+                clip_norm: 4.0,
+            },
+            csv: None,
+            workers: vec![chain::account_of(&dev::alice())],
+            policy: p,
+            on_limit: LimitAction::Reset,
+            delete_eval_keys: true,
+        },
+    )
+    .await
+}
+
+fn refusal(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ChainError>())
+        .and_then(|c| c.refusal().map(str::to_string))
+}
+
+/// Uploads `bytes` under `commitment` and requests an inference on `commitment`.
+async fn raw_request(ctx: &Context, model_id: u32, commitment: [u8; 32], bytes: Vec<u8>) -> Result<(u64, u64)> {
+    ctx.worker.put_input(&ctx.key, model_id, &commitment, bytes).await?;
+    let call = smidl::transactions()
+        .secure_inference()
+        .request_inference(model_id, commitment.into());
+    let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
+    let e = inc
+        .events
+        .find_first::<ev::InferenceRequested>()
+        .context("no InferenceRequested")??;
+    Ok((e.request_id, inc.block_number))
+}
+
+async fn spent(ctx: &Context, model_id: u32) -> Result<(u32, u64)> {
+    let at = ctx.at_finalized().await?;
+    let a = read::account_status(&at, model_id, &ctx.account())
+        .await?
+        .context("no account status")?;
+    Ok((a.queries, a.spent))
+}
+
+async fn happy_path(bob: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 2.0, 100.0)).await?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let sens = reg.server.output_sensitivity().grid_units[0];
+    let plan = NoisePlan::new(Mechanism::DiscreteLaplace, sens, 2_000_000)?;
+    let bound = plan.tail_bound() as i64;
+    for row in 0..3 {
+        let x = &reg.dataset.test_x[row];
+        let Answer::Result(o) = infer::infer(bob, &session, x).await? else {
+            bail!("row {row} was rejected");
+        };
+        let clear = reg.server.eval_clear(x)?[0];
+        let got = o.prediction.raw[0];
+        ensure!(
+            (got - clear).abs() <= bound,
+            "row {row}: decrypted {got}, clear quantised {clear}, noise bound {bound}"
+        );
+        ensure!(o.result_block > o.request_block, "result not after request");
+        eprintln!(
+            "  happy path row {row}: clear {clear}, decrypted {got} (|noise| ≤ {bound}), {} blocks",
+            o.result_block - o.request_block
+        );
+    }
+    Ok(())
+}
+
+async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let before = spent(bob, reg.model_id).await.unwrap_or((0, 0));
+    // Bytes filed under another ciphertext's commitment.
+    let a = session.key.encrypt(&reg.dataset.test_x[0])?.to_bytes();
+    let b = session.key.encrypt(&reg.dataset.test_x[1])?.to_bytes();
+    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&b), a).await?;
+    match infer::wait_settled(bob, id, block, block + 50).await? {
+        Settled::Rejected { reason, .. } => ensure!(reason.contains("CommitmentMismatch"), "got {reason}"),
+        other => bail!("tampered input: {other:?}"),
+    }
+    // Not a ciphertext at all.
+    let junk = b"definitely not a ciphertext".to_vec();
+    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&junk), junk).await?;
+    let settled = infer::wait_settled(bob, id, block, block + 50).await?;
+    let Settled::Rejected { block: done, reason } = settled else {
+        bail!("malformed input: {settled:?}");
+    };
+    ensure!(reason.contains("MalformedInput"), "got {reason}");
+    infer::wait_finalized(bob, done).await?;
+    let after = spent(bob, reg.model_id).await?;
+    ensure!(after == before, "not refunded: before {before:?}, after {after:?}");
+    eprintln!("  tampered and malformed inputs rejected, budget and n_i refunded: {after:?}");
+    Ok(())
+}
+
+async fn replay_refused(bob: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let bytes = session.key.encrypt(&reg.dataset.test_x[2])?.to_bytes();
+    let c = chain::blake2_256(&bytes);
+    let path = format!("/v1/models/{}/inputs/0x{}", reg.model_id, hex::encode(c));
+    let headers = smidl_worker::auth::sign(&bob.key, "PUT", &path, &bytes);
+    bob.worker
+        .send_signed(reqwest::Method::PUT, &path, &headers, bytes.clone())
+        .await
+        .context("first upload")?;
+    match bob
+        .worker
+        .send_signed(reqwest::Method::PUT, &path, &headers, bytes)
+        .await
+    {
+        Err(e) if e.code() == Some("replayed") => {}
+        other => bail!("replay was not refused: {:?}", other.map(|r| r.status())),
+    }
+    // A signature by Bob does not let Charlie's claim through.
+    let mut forged = smidl_worker::auth::sign(&bob.key, "GET", "/v1/results/0", b"");
+    forged.account = format!("0x{}", hex::encode(dev::charlie().public_key().0));
+    match bob
+        .worker
+        .send_signed(reqwest::Method::GET, "/v1/results/0", &forged, vec![])
+        .await
+    {
+        Err(e) if e.code() == Some("unauthenticated") => {}
+        other => bail!("forged request was not refused: {:?}", other.map(|r| r.status())),
+    }
+    eprintln!("  replayed and forged API requests refused");
+    Ok(())
+}
+
+/// ResultSubmitted / RequestRejected events per request id in blocks `from..=to`.
+async fn answers(ctx: &Context, from: u64, to: u64) -> Result<HashMap<u64, u32>> {
+    let mut m = HashMap::new();
+    for n in from..=to {
+        let events = ctx.client.at_block(n).await?.events().fetch().await?;
+        for e in events.find::<ev::ResultSubmitted>() {
+            *m.entry(e?.request_id).or_default() += 1;
+        }
+        for e in events.find::<ev::RequestRejected>() {
+            *m.entry(e?.request_id).or_default() += 1;
+        }
+    }
+    Ok(m)
+}
+
+async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let s_bob = keys::session(bob, reg.model_id).await?;
+    let s_charlie = keys::session(charlie, reg.model_id).await?;
+    let start = alice.at_finalized().await?.block_number();
+    let mut ids = Vec::new();
+
+    // (a) Requests made while the worker is down: recovered from the chain on restart.
+    let mut pending = Vec::new();
+    for (ctx, s, row) in [(bob, &s_bob, 3), (charlie, &s_charlie, 4)] {
+        let bytes = s.key.encrypt(&reg.dataset.test_x[row])?.to_bytes();
+        let c = chain::blake2_256(&bytes);
+        ctx.worker.put_input(&ctx.key, reg.model_id, &c, bytes).await?;
+        pending.push((ctx, c));
+    }
+    net.kill_worker()?;
+    for (ctx, c) in &pending {
+        let call = smidl::transactions()
+            .secure_inference()
+            .request_inference(reg.model_id, (*c).into());
+        let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
+        ids.push(inc.events.find_first::<ev::InferenceRequested>().context("event")??.request_id);
+    }
+    // Only an authorised worker may answer.
+    let forged = smidl::transactions()
+        .secure_inference()
+        .submit_result(ids[0], [7u8; 32].into());
+    match chain::submit(&bob.client, &forged, &bob.key, Wait::InBlock).await {
+        Err(e) if e.refusal() == Some("NotWorker") => {}
+        other => bail!("a non-worker submitted a result: {:?}", other.err()),
+    }
+    net.start_worker().await?;
+
+    // (b) Killed right after a request is in a block, while it is being handled.
+    let bytes = s_bob.key.encrypt(&reg.dataset.test_x[5])?.to_bytes();
+    let c = chain::blake2_256(&bytes);
+    bob.worker.put_input(&bob.key, reg.model_id, &c, bytes).await?;
+    let call = smidl::transactions()
+        .secure_inference()
+        .request_inference(reg.model_id, c.into());
+    let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
+    net.kill_worker()?;
+    ids.push(inc.events.find_first::<ev::InferenceRequested>().context("event")??.request_id);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    net.start_worker().await?;
+
+    let mut last = 0;
+    for &id in &ids {
+        match infer::wait_settled(bob, id, start, start + 200).await? {
+            Settled::Result { block, .. } => last = last.max(block),
+            other => bail!("request {id} after the crash: {other:?}"),
+        }
+    }
+    infer::wait_finalized(bob, last + 3).await?;
+    let counts = answers(bob, start, last + 3).await?;
+    for id in &ids {
+        ensure!(counts.get(id) == Some(&1), "request {id} answered {:?} times", counts.get(id));
+    }
+    // The requester can still fetch and decrypt a result produced across the restart.
+    let r = bob.worker.result(&bob.key, ids[2]).await?;
+    let out = smidl_fhe::EncryptedOutput::from_bytes(&r.bytes, &s_bob.spec)?;
+    s_bob.key.decrypt(&out)?;
+    // Nobody else can.
+    match charlie.worker.result(&charlie.key, ids[2]).await {
+        Err(e) if e.code() == Some("not_requester") => {}
+        other => bail!("another account fetched Bob's result: {:?}", other.err()),
+    }
+    eprintln!("  SIGKILL before and during requests: {} requests answered exactly once", ids.len());
+    Ok(())
+}
+
+async fn limits_and_deletion(net: &mut Devnet, bob: &Context, charlie: &Context, alice: &Context) -> Result<()> {
+    // Budget: two queries' worth.
+    let reg = register(alice, policy(50, 1.0, 2.0)).await?;
+    let s = keys::session(bob, reg.model_id).await?;
+    for row in 0..2 {
+        let Answer::Result(_) = infer::infer(bob, &s, &reg.dataset.test_x[row]).await? else {
+            bail!("rejected");
+        };
+    }
+    match infer::infer(bob, &s, &reg.dataset.test_x[2]).await {
+        Err(e) if refusal(&e).as_deref() == Some("BudgetExhausted") => {}
+        other => bail!("third query within budget 2ε: {:?}", other.map(|_| ())),
+    }
+    eprintln!("  budget exhaustion refused the third query");
+
+    // K = 3 across two accounts, then the worker's deletion and reset.
+    let reg = register(alice, policy(3, 0.5, 50.0)).await?;
+    let sb = keys::session(bob, reg.model_id).await?;
+    let sc = keys::session(charlie, reg.model_id).await?;
+    let mut results = Vec::new();
+    for (ctx, s, row) in [(bob, &sb, 0), (charlie, &sc, 1), (bob, &sb, 2)] {
+        let Answer::Result(o) = infer::infer(ctx, s, &reg.dataset.test_x[row]).await? else {
+            bail!("rejected");
+        };
+        results.push(o.request_id);
+    }
+    match infer::infer(charlie, &sc, &reg.dataset.test_x[3]).await {
+        Err(e) if refusal(&e).as_deref() == Some("ModelExhausted") => {}
+        other => bail!("query beyond K: {:?}", other.map(|_| ())),
+    }
+    eprintln!("  K exhaustion refused the fourth query");
+    let (block, by) =
+        smidl_cli::demo::wait_for_new_epoch(alice, reg.model_id, 0, Duration::from_secs(180)).await?;
+    ensure!(by == chain::account_of(&dev::alice()).to_string(), "reset signed by {by}");
+    // The old epoch's results are gone from the API...
+    match bob.worker.result(&bob.key, results[0]).await {
+        Err(e) if e.code() == Some("result_deleted") || e.code() == Some("unknown_request") => {}
+        other => bail!("old epoch's result still served: {:?}", other.map(|r| r.bytes.len())),
+    }
+    // ...and from the store itself (opened after stopping the worker).
+    net.kill_worker()?;
+    let store = smidl_worker::store::Store::open(&net.worker_data())?;
+    let left = store.client_data_count(reg.model_id, 0)?;
+    ensure!(
+        left.inputs == 0 && left.results == 0 && left.eval_keys == 0,
+        "client data of epoch 0 left after the reset: {left:?}"
+    );
+    drop(store);
+    net.start_worker().await?;
+    // The new epoch serves again; n_i restarted.
+    let Answer::Result(_) = infer::infer(charlie, &sc, &reg.dataset.test_x[3]).await? else {
+        bail!("rejected in the new epoch");
+    };
+    let (n_i, _) = spent(charlie, reg.model_id).await?;
+    ensure!(n_i == 1, "n_i in the new epoch is {n_i}");
+    eprintln!("  reset in block #{block} by the worker; no client data of epoch 0 left; epoch 1 serves");
+    Ok(())
+}
+
+async fn scenarios(net: &mut Devnet) -> Result<()> {
+    let home = net.dir.join("client-home");
+    let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
+    let bob = alice.as_account(dev::bob());
+    let charlie = alice.as_account(dev::charlie());
+    happy_path(&bob, &alice).await.context("happy path")?;
+    tampered_and_malformed(&bob, &alice).await.context("tampered/malformed")?;
+    replay_refused(&bob, &alice).await.context("replay")?;
+    crash_recovery(net, &bob, &charlie, &alice).await.context("crash recovery")?;
+    limits_and_deletion(net, &bob, &charlie, &alice).await.context("limits and deletion")?;
+    Ok(())
+}
+
+#[test]
+fn end_to_end() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        let mut net = Devnet::start().await.expect("dev network starts");
+        if let Err(e) = scenarios(&mut net).await {
+            let tail = |p: std::path::PathBuf| {
+                std::fs::read_to_string(&p)
+                    .map(|s| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default()
+            };
+            panic!(
+                "{e:#}\n--- worker log (tail) ---\n{}\n--- node log (tail) ---\n{}",
+                tail(net.worker_log()),
+                tail(net.node_log())
+            );
+        }
+    });
+}
