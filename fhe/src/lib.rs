@@ -17,6 +17,7 @@ pub mod error;
 pub mod model;
 pub mod params;
 pub mod quant;
+pub mod sensitivity;
 pub mod serial;
 pub mod server;
 pub mod store;

@@ -1,5 +1,5 @@
 //! Training in Rust: L2-regularised logistic regression (Newton's method, exact optimum of a
-//! convex objective) and a small MLP (full-batch Adam), both on the train rows only.
+//! strongly convex objective) and a small MLP (full-batch Adam), both on the train rows only.
 
 use super::{
     clip_norm, dot, Activation, Dense, FloatModel, ModelKind, Normaliser, OutputTransform,
@@ -9,7 +9,9 @@ use crate::error::{FheError, Result};
 
 #[derive(Clone, Debug)]
 pub struct LrConfig {
-    /// λ in mean(log-loss) + λ/2·|w|² (the intercept is not penalised).
+    /// λ in mean(log-loss) + λ/2·|θ|², θ = (weights, intercept). The intercept is penalised
+    /// too: the worker's DP sensitivity bound (Chaudhuri–Monteleoni–Sarwate) needs the whole
+    /// parameter vector under the strongly convex regulariser (see `docs/privacy.md`).
     pub l2_lambda: f64,
     /// Clip the standardised feature vector to this L2 norm (train and inference).
     pub clip_norm: Option<f64>,
@@ -53,7 +55,8 @@ pub fn train_logistic_regression(ds: &Dataset, cfg: &LrConfig) -> Result<FloatMo
                 }
             }
         }
-        for i in 0..f {
+        // Every parameter, intercept included: the objective is then λ-strongly convex in θ.
+        for i in 0..d {
             grad[i] += cfg.l2_lambda * theta[i];
             hess[i][i] += cfg.l2_lambda;
         }
