@@ -63,7 +63,12 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 
 /// FHE evaluation time as the worker measured it: (sum, count) of its histogram.
 async fn worker_eval_seconds(url: &str) -> Option<(f64, f64)> {
-    let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     let grab = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -81,9 +86,16 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     let t0 = Instant::now();
     println!("smidl demo: encrypted breast-cancer diagnosis, governed by a local smidl chain");
 
-    step(1, STEPS, "starting a temporary smidl-node --dev and the provider's worker");
+    step(
+        1,
+        STEPS,
+        "starting a temporary smidl-node --dev and the provider's worker",
+    );
     let s = Instant::now();
-    let pb = ui::spinner(interactive, "starting the dev chain (first finalized block)");
+    let pb = ui::spinner(
+        interactive,
+        "starting the dev chain (first finalized block)",
+    );
     let net = Devnet::start().await?;
     pb.finish_and_clear();
     println!(
@@ -93,9 +105,14 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         ui::ms(s.elapsed())
     );
     let home = net.dir.join("client-home");
-    let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, interactive).await?;
+    let alice =
+        Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, interactive).await?;
 
-    step(2, STEPS, "training, registering and installing the model (provider: Alice)");
+    step(
+        2,
+        STEPS,
+        "training, registering and installing the model (provider: Alice)",
+    );
     let k = (2 * cfg.queries_per_account) as u32;
     let policy = PolicyArgs {
         max_queries: k,
@@ -127,7 +144,12 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         .test_x
         .iter()
         .zip(&ds.test_y)
-        .filter(|(x, &y)| reg.server.eval_clear(x).map(|q| (q[0] > 0) as u8 == y).unwrap_or(false))
+        .filter(|(x, &y)| {
+            reg.server
+                .eval_clear(x)
+                .map(|q| (q[0] > 0) as u8 == y)
+                .unwrap_or(false)
+        })
         .count();
     println!(
         "      logistic regression, λ = {}, features clipped to norm {} ; {} training rows",
@@ -164,14 +186,30 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         cfg.epsilon_per_query
     );
 
-    step(3, STEPS, "encrypted inferences for Bob and Charlie on test rows");
+    step(
+        3,
+        STEPS,
+        "encrypted inferences for Bob and Charlie on test rows",
+    );
     let bob = alice.as_account(dev::bob());
     let charlie = alice.as_account(dev::charlie());
     let eval_before = worker_eval_seconds(&net.worker_url).await;
     let mut outcomes: Vec<(String, usize, Outcome)> = Vec::new();
     println!(
         "      {:<4} {:<8} {:>4} {:>5} {:>5} {:>7} {:>6} {:>8} {:>9} {:>10} {:>9} {:>9} {:>6}",
-        "req", "account", "row", "truth", "clear", "clear-q", "FHE+DP", "p(malig)", "encrypt", "inclusion", "worker", "finality", "blocks"
+        "req",
+        "account",
+        "row",
+        "truth",
+        "clear",
+        "clear-q",
+        "FHE+DP",
+        "p(malig)",
+        "encrypt",
+        "inclusion",
+        "worker",
+        "finality",
+        "blocks"
     );
     let mut row = 0usize;
     for (name, ctx) in [("Bob", &bob), ("Charlie", &charlie)] {
@@ -186,7 +224,12 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
             };
             let clear = reg.float.predict_class(x);
             let clear_q = reg.server.eval_clear(x).map(|q| (q[0] > 0) as usize)?;
-            let p = out.prediction.probabilities.get(1).copied().unwrap_or(f64::NAN);
+            let p = out
+                .prediction
+                .probabilities
+                .get(1)
+                .copied()
+                .unwrap_or(f64::NAN);
             println!(
                 "      #{:<3} {:<8} {:>4} {:>5} {:>5} {:>7} {:>6} {:>8.3} {:>9} {:>10} {:>9} {:>9} {:>6}",
                 out.request_id,
@@ -223,21 +266,36 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     println!(
         "      accuracy on these {n} rows: encrypted+DP {fhe_ok}/{n}, clear model {clear_ok}/{n}; encrypted agrees with clear on {agree}/{n}"
     );
-    let col = |f: fn(&Outcome) -> Duration| -> Vec<Duration> { outcomes.iter().map(|(_, _, o)| f(o)).collect() };
+    let col = |f: fn(&Outcome) -> Duration| -> Vec<Duration> {
+        outcomes.iter().map(|(_, _, o)| f(o)).collect()
+    };
     let fhe = match (eval_before, worker_eval_seconds(&net.worker_url).await) {
         (Some((s0, c0)), Some((s1, c1))) if c1 > c0 => {
-            format!("{:.3} ms mean over {} evaluations", (s1 - s0) / (c1 - c0) * 1e3, c1 - c0)
+            format!(
+                "{:.3} ms mean over {} evaluations",
+                (s1 - s0) / (c1 - c0) * 1e3,
+                c1 - c0
+            )
         }
         _ => "n/a".into(),
     };
-    let mut blocks: Vec<u64> = outcomes.iter().map(|(_, _, o)| o.result_block - o.request_block).collect();
+    let mut blocks: Vec<u64> = outcomes
+        .iter()
+        .map(|(_, _, o)| o.result_block - o.request_block)
+        .collect();
     blocks.sort();
     println!("      latency p50 (p90):");
     for (what, v) in [
         ("encrypt", col(|o| o.timings.encrypt)),
         ("upload", col(|o| o.timings.upload)),
-        ("chain inclusion of the request", col(|o| o.timings.inclusion)),
-        ("request block → result in a block", col(|o| o.timings.worker)),
+        (
+            "chain inclusion of the request",
+            col(|o| o.timings.inclusion),
+        ),
+        (
+            "request block → result in a block",
+            col(|o| o.timings.worker),
+        ),
         ("result block finalized", col(|o| o.timings.finality)),
         ("fetch + verify + decrypt", col(|o| o.timings.fetch_decrypt)),
         ("total", col(|o| o.timings.total)),
@@ -282,7 +340,9 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     let session = crate::keys::session(&bob, reg.model_id).await?;
     let extra = session.key.encrypt(&ds.test_x[row])?.to_bytes();
     let commitment = chain::blake2_256(&extra);
-    bob.worker.put_input(&bob.key, reg.model_id, &commitment, extra).await?;
+    bob.worker
+        .put_input(&bob.key, reg.model_id, &commitment, extra)
+        .await?;
     let call = smidl::transactions()
         .secure_inference()
         .request_inference(reg.model_id, commitment.into());
@@ -291,9 +351,13 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         Err(e) => return Err(e.into()),
         Ok(_) => bail!("the chain accepted a request beyond K"),
     }
-    let pb = ui::spinner(interactive, "waiting for the worker to delete epoch 0's client data and reset");
+    let pb = ui::spinner(
+        interactive,
+        "waiting for the worker to delete epoch 0's client data and reset",
+    );
     let s = Instant::now();
-    let (reset_block, by) = wait_for_new_epoch(&alice, reg.model_id, 0, Duration::from_secs(180)).await?;
+    let (reset_block, by) =
+        wait_for_new_epoch(&alice, reg.model_id, 0, Duration::from_secs(180)).await?;
     pb.finish_and_clear();
     println!(
         "      the worker deleted epoch 0's inputs, results and keys, then signed reset_model: \
@@ -301,7 +365,11 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         ui::ms(s.elapsed())
     );
 
-    step(6, STEPS, "a new epoch: n_i and N restart, the budget does not");
+    step(
+        6,
+        STEPS,
+        "a new epoch: n_i and N restart, the budget does not",
+    );
     let mut last: Option<Outcome> = None;
     loop {
         let x = &ds.test_x[row];
@@ -317,7 +385,9 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
                 last = Some(o);
                 row += 1;
             }
-            Ok(Answer::Rejected { request_id, reason }) => bail!("request #{request_id} rejected: {reason}"),
+            Ok(Answer::Rejected { request_id, reason }) => {
+                bail!("request #{request_id} rejected: {reason}")
+            }
             Err(e) => {
                 let refused = e
                     .downcast_ref::<chain::ChainError>()
@@ -366,7 +436,11 @@ pub async fn wait_for_new_epoch(
     loop {
         let at = ctx.at_finalized().await?;
         while n <= at.block_number() {
-            let b = ctx.client.at_block(n).await.context("reading a finalized block")?;
+            let b = ctx
+                .client
+                .at_block(n)
+                .await
+                .context("reading a finalized block")?;
             let events = b.events().fetch().await?;
             for e in events.find::<smidl::secure_inference::events::ModelReset>() {
                 let e = e?;
@@ -382,12 +456,17 @@ pub async fn wait_for_new_epoch(
             }
             n += 1;
         }
-        let m = read::model(&at, model_id).await?.context("model vanished")?;
+        let m = read::model(&at, model_id)
+            .await?
+            .context("model vanished")?;
         if m.epoch > epoch && m.state == ModelState::Active && n > start + 1000 {
             return Ok((at.block_number(), "?".into()));
         }
         if Instant::now() > give_up {
-            bail!("the worker did not start a new epoch within {} s", patience.as_secs());
+            bail!(
+                "the worker did not start a new epoch within {} s",
+                patience.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

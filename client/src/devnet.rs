@@ -49,7 +49,11 @@ fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
         bail!(
             "{} not found; build it first (make build, or cargo build -p {})",
             p.display(),
-            if name == "smidl-node" { "smidl-node" } else { "smidl-worker" }
+            if name == "smidl-node" {
+                "smidl-node"
+            } else {
+                "smidl-worker"
+            }
         );
     }
     Ok(p)
@@ -82,7 +86,13 @@ impl Devnet {
         };
         let (rpc_port, p2p_port) = (free_port()?, free_port()?);
         let node = Command::new(node_bin)
-            .args(["--dev", "--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"])
+            .args([
+                "--dev",
+                "--tmp",
+                "--no-prometheus",
+                "--no-telemetry",
+                "--no-mdns",
+            ])
             .args(["--rpc-port", &rpc_port.to_string()])
             .args(["--port", &p2p_port.to_string()])
             .stdout(Stdio::from(log_file(&dir, "node.log")?))
@@ -128,7 +138,10 @@ impl Devnet {
         let give_up = Instant::now() + patience;
         loop {
             if let Some(status) = self.node.try_wait()? {
-                bail!("smidl-node exited ({status}); see {}", self.node_log().display());
+                bail!(
+                    "smidl-node exited ({status}); see {}",
+                    self.node_log().display()
+                );
             }
             if let Ok(client) = chain::connect(&self.rpc).await {
                 if let Ok(at) = client.at_current_block().await {
@@ -138,7 +151,10 @@ impl Devnet {
                 }
             }
             if Instant::now() > give_up {
-                bail!("the dev node did not finalize block {n} in time; see {}", self.node_log().display());
+                bail!(
+                    "the dev node did not finalize block {n} in time; see {}",
+                    self.node_log().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -152,7 +168,10 @@ impl Devnet {
             .args(["--listen", &format!("127.0.0.1:{}", self.worker_port)])
             .arg("--data-dir")
             .arg(self.worker_data())
-            .args(["--result-retention-blocks", &self.retention_blocks.to_string()])
+            .args([
+                "--result-retention-blocks",
+                &self.retention_blocks.to_string(),
+            ])
             .env("RUST_LOG", "smidl_worker=info")
             .stdout(Stdio::from(log_file(&self.dir, "worker.log")?))
             .stderr(Stdio::from(log_file(&self.dir, "worker.log")?))
@@ -164,14 +183,20 @@ impl Devnet {
         loop {
             if let Some(w) = self.worker.as_mut() {
                 if let Some(status) = w.try_wait()? {
-                    bail!("smidl-worker exited ({status}); see {}", self.worker_log().display());
+                    bail!(
+                        "smidl-worker exited ({status}); see {}",
+                        self.worker_log().display()
+                    );
                 }
             }
             if api.health().await.is_ok() {
                 return Ok(());
             }
             if Instant::now() > give_up {
-                bail!("the worker did not answer /health in 60 s; see {}", self.worker_log().display());
+                bail!(
+                    "the worker did not answer /health in 60 s; see {}",
+                    self.worker_log().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

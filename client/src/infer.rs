@@ -53,9 +53,17 @@ pub enum Answer {
 /// How a request ended on chain.
 #[derive(Clone, Debug)]
 pub enum Settled {
-    Result { block: u64, output_commitment: [u8; 32] },
-    Rejected { block: u64, reason: String },
-    TimedOut { block: u64 },
+    Result {
+        block: u64,
+        output_commitment: [u8; 32],
+    },
+    Rejected {
+        block: u64,
+        reason: String,
+    },
+    TimedOut {
+        block: u64,
+    },
 }
 
 /// Sends one encrypted query for `features` (raw feature values, as in the CSV).
@@ -64,14 +72,20 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
     let mut t = Timings::default();
     let key_input = {
         let s = Instant::now();
-        let input = session.key.encrypt(features).context("encrypting the input")?;
+        let input = session
+            .key
+            .encrypt(features)
+            .context("encrypting the input")?;
         t.encrypt = s.elapsed();
         input.to_bytes()
     };
     let commitment = chain::blake2_256(&key_input);
 
     let s = Instant::now();
-    let pb = ui::spinner(ctx.interactive, format!("uploading the encrypted input ({} B)", key_input.len()));
+    let pb = ui::spinner(
+        ctx.interactive,
+        format!("uploading the encrypted input ({} B)", key_input.len()),
+    );
     ctx.worker
         .put_input(&ctx.key, session.model_id, &commitment, key_input)
         .await
@@ -116,7 +130,9 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
     wait_finalized(ctx, result_block).await?;
     t.finality = s.elapsed();
 
-    pb.set_message(format!("request #{request_id}: fetching the encrypted result"));
+    pb.set_message(format!(
+        "request #{request_id}: fetching the encrypted result"
+    ));
     let s = Instant::now();
     let fetched = ctx.worker.result(&ctx.key, request_id).await?;
     if chain::blake2_256(&fetched.bytes) != output_commitment {
@@ -139,7 +155,12 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
 }
 
 /// Follows the best chain block by block from `from` until the request is answered.
-pub async fn wait_settled(ctx: &Context, request_id: u64, from: u64, deadline: u64) -> Result<Settled> {
+pub async fn wait_settled(
+    ctx: &Context,
+    request_id: u64,
+    from: u64,
+    deadline: u64,
+) -> Result<Settled> {
     let mut n = from;
     loop {
         let at = match ctx.client.at_block(n).await {
@@ -211,7 +232,11 @@ pub fn read_rows(text: &str, expected: usize) -> Result<Vec<Vec<f64>>> {
         }
         let take = cells.len().min(expected);
         if take < expected {
-            bail!("line {}: {} values, the model takes {expected}", i + 1, cells.len());
+            bail!(
+                "line {}: {} values, the model takes {expected}",
+                i + 1,
+                cells.len()
+            );
         }
         let row = smidl_fhe::dataset::parse_feature_row(&cells[..take].join(","), expected)
             .with_context(|| format!("line {}", i + 1))?;

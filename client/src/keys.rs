@@ -48,7 +48,8 @@ pub async fn session(ctx: &Context, model_id: u32) -> Result<Session> {
              {on_chain}; refusing to use it"
         );
     }
-    let spec = ClientSpec::from_bytes(&spec_bytes).context("the worker's client spec is invalid")?;
+    let spec =
+        ClientSpec::from_bytes(&spec_bytes).context("the worker's client spec is invalid")?;
     let account = ctx.account().to_string();
     let path = key_path(&ctx.home, &account, model_id, &spec);
     let started = std::time::Instant::now();
@@ -67,7 +68,11 @@ pub async fn session(ctx: &Context, model_id: u32) -> Result<Session> {
         write_secret(&path, &key.to_bytes())?;
         (key, true)
     };
-    let keygen = if fresh { started.elapsed() } else { Default::default() };
+    let keygen = if fresh {
+        started.elapsed()
+    } else {
+        Default::default()
+    };
     if spec.needs_evaluation_key() {
         ensure_eval_key(ctx, model_id, &key, &path).await?;
     }
@@ -80,7 +85,12 @@ pub async fn session(ctx: &Context, model_id: u32) -> Result<Session> {
     })
 }
 
-async fn ensure_eval_key(ctx: &Context, model_id: u32, key: &ClientKey, key_path: &Path) -> Result<()> {
+async fn ensure_eval_key(
+    ctx: &Context,
+    model_id: u32,
+    key: &ClientKey,
+    key_path: &Path,
+) -> Result<()> {
     let marker = key_path.with_extension("evalkey");
     let at = ctx.at_finalized().await?;
     let registered = read::eval_key(&at, &ctx.account(), model_id).await?;
@@ -94,8 +104,14 @@ async fn ensure_eval_key(ctx: &Context, model_id: u32, key: &ClientKey, key_path
         .evaluation_key()
         .context("the model needs an evaluation key but none could be derived")?;
     let bytes = ek.to_bytes();
-    pb.set_message(format!("uploading the evaluation key ({} MB)", bytes.len() >> 20));
-    let stored = ctx.worker.put_eval_key(&ctx.key, model_id, bytes.clone()).await?;
+    pb.set_message(format!(
+        "uploading the evaluation key ({} MB)",
+        bytes.len() >> 20
+    ));
+    let stored = ctx
+        .worker
+        .put_eval_key(&ctx.key, model_id, bytes.clone())
+        .await?;
     let commitment = chain::blake2_256(&bytes);
     if stored.commitment != format!("0x{}", hex::encode(commitment)) {
         bail!("the worker stored a different evaluation key than the one sent");
@@ -175,5 +191,6 @@ pub fn new_account(path: &Path) -> Result<()> {
 }
 
 fn getrandom_fill(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf).map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))
+    getrandom::getrandom(buf)
+        .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))
 }

@@ -12,7 +12,11 @@ use smidl_cli::{demo, infer, keys, model, status, ui};
 use smidl_worker::wire::LimitAction;
 
 #[derive(Parser)]
-#[command(name = "smidl", version, about = "Privacy-preserving ML inference governed by an open ledger")]
+#[command(
+    name = "smidl",
+    version,
+    about = "Privacy-preserving ML inference governed by an open ledger"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -174,7 +178,9 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys { command } => match command {
-            KeysCommand::Generate { conn, model } => keys::generate(&conn.context().await?, model).await,
+            KeysCommand::Generate { conn, model } => {
+                keys::generate(&conn.context().await?, model).await
+            }
             KeysCommand::Account { out } => keys::new_account(&out),
         },
         Command::Model { command } => match command {
@@ -198,17 +204,25 @@ async fn run(cli: Cli) -> Result<()> {
             } => {
                 let ctx = conn.context().await?;
                 let source = match (kind.as_str(), onnx) {
-                    ("lr", None) => Source::Logistic { l2_lambda, clip_norm },
+                    ("lr", None) => Source::Logistic {
+                        l2_lambda,
+                        clip_norm,
+                    },
                     ("mlp", None) => Source::Mlp,
                     (_, Some(path)) => Source::Onnx(path),
-                    (other, None) => anyhow::bail!("unknown --kind {other}: lr, mlp, or --onnx <file>"),
+                    (other, None) => {
+                        anyhow::bail!("unknown --kind {other}: lr, mlp, or --onnx <file>")
+                    }
                 };
                 let workers = if workers.is_empty() {
                     vec![ctx.account()]
                 } else {
                     workers
                         .iter()
-                        .map(|w| w.parse().with_context(|| format!("{w} is not an SS58 account")))
+                        .map(|w| {
+                            w.parse()
+                                .with_context(|| format!("{w} is not an SS58 account"))
+                        })
                         .collect::<Result<_>>()?
                 };
                 let reg = model::register(
@@ -241,19 +255,35 @@ async fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
-        Command::Infer { conn, model, input, row } => {
+        Command::Infer {
+            conn,
+            model,
+            input,
+            row,
+        } => {
             let ctx = conn.context().await?;
             let session = keys::session(&ctx, model).await?;
-            let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("reading {}", input.display()))?;
             let rows = infer::read_rows(&text, session.spec.feature_count())?;
             let picked: Vec<(usize, &Vec<f64>)> = match row {
-                Some(r) => vec![(r, rows.get(r).with_context(|| format!("row {r} is not in the file ({} rows)", rows.len()))?)],
+                Some(r) => vec![(
+                    r,
+                    rows.get(r).with_context(|| {
+                        format!("row {r} is not in the file ({} rows)", rows.len())
+                    })?,
+                )],
                 None => rows.iter().enumerate().collect(),
             };
             for (i, x) in picked {
                 match infer::infer(&ctx, &session, x).await? {
                     Answer::Result(o) => {
-                        let p = o.prediction.probabilities.get(1).copied().unwrap_or(f64::NAN);
+                        let p = o
+                            .prediction
+                            .probabilities
+                            .get(1)
+                            .copied()
+                            .unwrap_or(f64::NAN);
                         println!(
                             "row {i}: class {} (p = {p:.3}) — request #{} in block #{}, result in #{} ({} blocks); encrypt {}, inclusion {}, worker {}, finality {}",
                             o.prediction.class,

@@ -74,7 +74,10 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     let (src, ds) = (opts.source.clone(), dataset.clone());
     let (float, server) = tokio::task::spawn_blocking(move || -> Result<_> {
         let float = match &src {
-            Source::Logistic { l2_lambda, clip_norm } => train_logistic_regression(
+            Source::Logistic {
+                l2_lambda,
+                clip_norm,
+            } => train_logistic_regression(
                 &ds,
                 &LrConfig {
                     l2_lambda: *l2_lambda,
@@ -83,7 +86,8 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
             )?,
             Source::Mlp => train_mlp(&ds, &MlpConfig::default())?,
             Source::Onnx(path) => {
-                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 smidl_fhe::model::onnx::import_onnx(&bytes)?
             }
         };
@@ -95,13 +99,21 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     let weights_commitment = server.commitment();
     let dataset_commitment = dataset_commitment(&csv, dataset.train_x.len());
     let training = match (&opts.source, opts.on_limit) {
-        (Source::Logistic { l2_lambda, clip_norm }, _) => Some(TrainingRecipe {
+        (
+            Source::Logistic {
+                l2_lambda,
+                clip_norm,
+            },
+            _,
+        ) => Some(TrainingRecipe {
             csv: csv.clone(),
             l2_lambda: *l2_lambda,
             clip_norm: Some(*clip_norm),
             subsample: 0.9,
         }),
-        (_, LimitAction::Retrain) => bail!("retraining is supported for logistic regression only; use --on-limit reset"),
+        (_, LimitAction::Retrain) => {
+            bail!("retraining is supported for logistic regression only; use --on-limit reset")
+        }
         _ => None,
     };
 

@@ -45,7 +45,10 @@ pub fn print(model_id: u32, who: &AccountId32, s: &Snapshot) {
     let p = &s.info.policy;
     println!("model {model_id} at finalized block #{}", s.block);
     println!("  state           {}", state_name(&m.state));
-    println!("  epoch           {} (generation {})", m.epoch, m.generation);
+    println!(
+        "  epoch           {} (generation {})",
+        m.epoch, m.generation
+    );
     println!(
         "  queries N/K     {}/{} ({} pending)",
         m.queries, p.max_queries_per_epoch, m.pending

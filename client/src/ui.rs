@@ -52,11 +52,17 @@ pub fn micro(v: u64) -> String {
 /// A decimal ε given on the command line to micro-units, rounded up (against the spender for
 /// costs; callers use [`micro_down`] for budgets).
 pub fn to_micro_up(v: f64) -> anyhow::Result<u64> {
-    anyhow::ensure!(v.is_finite() && v > 0.0 && v < 1e12, "expected a positive number, got {v}");
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0 && v < 1e12,
+        "expected a positive number, got {v}"
+    );
     Ok((v * 1e6).ceil() as u64)
 }
 
 pub fn to_micro_down(v: f64) -> anyhow::Result<u64> {
-    anyhow::ensure!(v.is_finite() && v > 0.0 && v < 1e12, "expected a positive number, got {v}");
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0 && v < 1e12,
+        "expected a positive number, got {v}"
+    );
     Ok((v * 1e6).floor() as u64)
 }

@@ -67,13 +67,19 @@ impl From<WorkerError> for Failure {
                 "model_not_installed",
                 format!("model {id} is not served by this worker"),
             ),
-            WorkerError::Chain(e) => {
-                Failure::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string())
-            }
+            WorkerError::Chain(e) => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unavailable",
+                e.to_string(),
+            ),
             other => {
                 // Internal details stay in the worker's log.
                 tracing::error!("internal error: {other}");
-                Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -200,8 +206,13 @@ async fn metrics(State(w): State<Shared>) -> impl IntoResponse {
 }
 
 fn model_id(raw: &str) -> Result<u32, Failure> {
-    raw.parse()
-        .map_err(|_| Failure::new(StatusCode::BAD_REQUEST, "bad_model_id", "model id must be a u32"))
+    raw.parse().map_err(|_| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            "bad_model_id",
+            "model id must be a u32",
+        )
+    })
 }
 
 async fn spec(State(w): State<Shared>, Path(id): Path<String>) -> Result<Response, Failure> {
@@ -226,11 +237,20 @@ async fn install(
     let id = model_id(&id)?;
     let who = authenticate(&w, &headers, method, &format!("/v1/models/{id}"), &body).await?;
     let install: ModelInstall = bincode::deserialize(&body).map_err(|e| {
-        Failure::new(StatusCode::BAD_REQUEST, "malformed_install", format!("cannot decode the install request: {e}"))
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_install",
+            format!("cannot decode the install request: {e}"),
+        )
     })?;
-    let server = smidl_fhe::ServerModel::from_canonical_bytes(&install.server_model).map_err(|e| {
-        Failure::new(StatusCode::BAD_REQUEST, "malformed_model", format!("the server model does not load: {e}"))
-    })?;
+    let server =
+        smidl_fhe::ServerModel::from_canonical_bytes(&install.server_model).map_err(|e| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_model",
+                format!("the server model does not load: {e}"),
+            )
+        })?;
     if install.on_limit == wire::LimitAction::Retrain && install.training.is_none() {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
@@ -240,16 +260,27 @@ async fn install(
     }
     let at = w.at_best().await.map_err(WorkerError::from)?;
     let Some(info) = read::model(&at, id).await.map_err(WorkerError::from)? else {
-        return Err(Failure::new(StatusCode::NOT_FOUND, "model_not_on_chain", format!("model {id} is not registered on chain")));
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "model_not_on_chain",
+            format!("model {id} is not registered on chain"),
+        ));
     };
     if info.owner.0 != who {
-        return Err(Failure::new(StatusCode::FORBIDDEN, "not_owner", "only the model's on-chain owner may install it"));
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "not_owner",
+            "only the model's on-chain owner may install it",
+        ));
     }
     if !info.workers.0.iter().any(|a| a.0 == w.account) {
         return Err(Failure::new(
             StatusCode::CONFLICT,
             "not_authorised_worker",
-            format!("this worker ({}) is not among the model's authorised workers on chain", w.account_ss58()),
+            format!(
+                "this worker ({}) is not among the model's authorised workers on chain",
+                w.account_ss58()
+            ),
         ));
     }
     if info.weights_commitment.0 != server.commitment() {
@@ -280,14 +311,29 @@ async fn put_eval_key(
     body: Bytes,
 ) -> Result<Json<Stored>, Failure> {
     let id = model_id(&id)?;
-    let who = authenticate(&w, &headers, method, &format!("/v1/models/{id}/eval-key"), &body).await?;
+    let who = authenticate(
+        &w,
+        &headers,
+        method,
+        &format!("/v1/models/{id}/eval-key"),
+        &body,
+    )
+    .await?;
     let model = w.model(id)?;
     if !model.server.client_spec().needs_evaluation_key() {
-        return Err(Failure::new(StatusCode::BAD_REQUEST, "no_eval_key_needed", "this model needs no evaluation key"));
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "no_eval_key_needed",
+            "this model needs no evaluation key",
+        ));
     }
     // Parse once so a wrong or corrupt key is refused now, not at request time.
     smidl_fhe::EvaluationKey::from_bytes(&body, model.server.client_spec()).map_err(|e| {
-        Failure::new(StatusCode::UNPROCESSABLE_ENTITY, "malformed_eval_key", e.to_string())
+        Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed_eval_key",
+            e.to_string(),
+        )
     })?;
     let (w2, len) = (w.clone(), body.len() as u64);
     let commitment = tokio::task::spawn_blocking(move || w2.store.put_eval_key(&who, id, &body))
@@ -311,14 +357,24 @@ async fn put_input(
     let c: [u8; 32] = hex::decode(raw)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "bad_commitment", "commitment must be 32 bytes of hex"))?;
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "bad_commitment",
+                "commitment must be 32 bytes of hex",
+            )
+        })?;
     let path = format!("/v1/models/{id}/inputs/{commitment}");
     let who = authenticate(&w, &headers, method, &path, &body).await?;
     if !w.installed_models()?.contains(&id) {
         return Err(WorkerError::ModelNotInstalled(id).into());
     }
     if w.store.input(id, &c)?.is_some() {
-        return Err(Failure::new(StatusCode::CONFLICT, "input_exists", "an input is already filed under this commitment"));
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "input_exists",
+            "an input is already filed under this commitment",
+        ));
     }
     // Filed under the client's commitment as sent; the pipeline checks the hash against
     // the on-chain commitment and rejects (refunding the client) on mismatch.
@@ -343,27 +399,57 @@ async fn result(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let request_id: u64 = request_id
-        .parse()
-        .map_err(|_| Failure::new(StatusCode::BAD_REQUEST, "bad_request_id", "request id must be a u64"))?;
-    let who = authenticate(&w, &headers, method, &format!("/v1/results/{request_id}"), b"").await?;
+    let request_id: u64 = request_id.parse().map_err(|_| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request_id",
+            "request id must be a u64",
+        )
+    })?;
+    let who = authenticate(
+        &w,
+        &headers,
+        method,
+        &format!("/v1/results/{request_id}"),
+        b"",
+    )
+    .await?;
     let Some(job) = w.store.job(request_id)? else {
-        return Err(Failure::new(StatusCode::NOT_FOUND, "unknown_request", "this worker has no such request"));
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_request",
+            "this worker has no such request",
+        ));
     };
     // Same answer for "not yours" and "does not exist" would hide existence; the request
     // ids and requesters are public on chain anyway, so say what happened.
     if job.requester != who {
-        return Err(Failure::new(StatusCode::FORBIDDEN, "not_requester", "only the requester may fetch this result"));
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "not_requester",
+            "only the requester may fetch this result",
+        ));
     }
     let Some(stored) = w.store.result(request_id)? else {
         return Err(match job.state {
-            crate::store::JobState::Submitted { rejected: Some(why), .. } => {
-                Failure::new(StatusCode::GONE, "rejected", format!("the request was rejected: {why}"))
-            }
-            crate::store::JobState::Settled => {
-                Failure::new(StatusCode::GONE, "result_deleted", "no result is kept (rejected, timed out, or deleted at the epoch's end)")
-            }
-            _ => Failure::new(StatusCode::NOT_FOUND, "result_not_ready", "the result is not ready yet"),
+            crate::store::JobState::Submitted {
+                rejected: Some(why),
+                ..
+            } => Failure::new(
+                StatusCode::GONE,
+                "rejected",
+                format!("the request was rejected: {why}"),
+            ),
+            crate::store::JobState::Settled => Failure::new(
+                StatusCode::GONE,
+                "result_deleted",
+                "no result is kept (rejected, timed out, or deleted at the epoch's end)",
+            ),
+            _ => Failure::new(
+                StatusCode::NOT_FOUND,
+                "result_not_ready",
+                "the result is not ready yet",
+            ),
         });
     };
     let mut res = stored.output.into_response();

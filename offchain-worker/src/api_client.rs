@@ -61,7 +61,9 @@ impl WorkerApi {
         key: Option<&Keypair>,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ApiClientError> {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(key) = key {
             let h = auth::sign(key, method.as_str(), path, &body);
             req = req
@@ -117,7 +119,12 @@ impl WorkerApi {
     /// The model's public client spec, and the weights commitment the worker reports.
     pub async fn spec(&self, model_id: u32) -> Result<(Vec<u8>, String), ApiClientError> {
         let res = self
-            .send(Method::GET, &format!("/v1/models/{model_id}/spec"), None, vec![])
+            .send(
+                Method::GET,
+                &format!("/v1/models/{model_id}/spec"),
+                None,
+                vec![],
+            )
             .await?;
         let commitment = header(&res, wire::HEADER_MODEL_COMMITMENT)?;
         let bytes = res
@@ -136,8 +143,13 @@ impl WorkerApi {
         let body = zeroize::Zeroizing::new(
             bincode::serialize(install).map_err(|e| ApiClientError::Protocol(e.to_string()))?,
         );
-        self.send(Method::PUT, &format!("/v1/models/{model_id}"), Some(owner), body.to_vec())
-            .await?;
+        self.send(
+            Method::PUT,
+            &format!("/v1/models/{model_id}"),
+            Some(owner),
+            body.to_vec(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -148,7 +160,12 @@ impl WorkerApi {
         bytes: Vec<u8>,
     ) -> Result<Stored, ApiClientError> {
         let res = self
-            .send(Method::PUT, &format!("/v1/models/{model_id}/eval-key"), Some(key), bytes)
+            .send(
+                Method::PUT,
+                &format!("/v1/models/{model_id}/eval-key"),
+                Some(key),
+                bytes,
+            )
             .await?;
         res.json()
             .await
@@ -176,7 +193,12 @@ impl WorkerApi {
         request_id: u64,
     ) -> Result<FetchedResult, ApiClientError> {
         let res = self
-            .send(Method::GET, &format!("/v1/results/{request_id}"), Some(key), vec![])
+            .send(
+                Method::GET,
+                &format!("/v1/results/{request_id}"),
+                Some(key),
+                vec![],
+            )
             .await?;
         let output_commitment = header(&res, wire::HEADER_OUTPUT_COMMITMENT)?;
         let bytes = res
@@ -217,7 +239,10 @@ async fn check(res: reqwest::Response) -> Result<reqwest::Response, ApiClientErr
             } else {
                 "http_error".into()
             },
-            message: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            message: format!(
+                "HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ),
         }),
     }
 }

@@ -30,7 +30,8 @@ pub use smidl::runtime_types::pallet_secure_inference::types::{
 pub type Config = PolkadotConfig;
 pub type Client = OnlineClient<Config>;
 pub type Events = subxt::events::Events<Config>;
-pub type AtBlock = subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>;
+pub type AtBlock =
+    subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>;
 
 /// Everything that can go wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +126,8 @@ pub fn keypair_from_file(path: &std::path::Path) -> Result<Keypair, ChainError> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta =
-            std::fs::metadata(path).map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(ChainError::Key(format!(
                 "{} is readable by other users; chmod 600 it",
@@ -189,10 +190,12 @@ pub async fn submit<C: Payload>(
         let in_block = match status {
             S::InBestBlock(b) if wait == Wait::InBlock => b,
             S::InFinalizedBlock(b) => b,
-            S::Error { message } => return Err(ChainError::Rpc {
-                context: "transaction",
-                reason: message,
-            }),
+            S::Error { message } => {
+                return Err(ChainError::Rpc {
+                    context: "transaction",
+                    reason: message,
+                })
+            }
             S::Invalid { message } => return Err(ChainError::Invalid(message)),
             S::Dropped { message } => return Err(ChainError::Dropped(message)),
             _ => continue,
@@ -255,7 +258,10 @@ pub mod read {
     pub async fn request(at: &AtBlock, request_id: u64) -> Result<Option<Request>, ChainError> {
         let v = at
             .storage()
-            .try_fetch(smidl::storage().secure_inference().requests(), (request_id,))
+            .try_fetch(
+                smidl::storage().secure_inference().requests(),
+                (request_id,),
+            )
             .await
             .map_err(rpc("reading Requests"))?;
         v.map(|v| v.decode().map_err(rpc("decoding Requests")))

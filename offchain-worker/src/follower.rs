@@ -75,7 +75,11 @@ async fn on_best(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), Wo
     worker.best.send_replace(Some((number, hash)));
     worker.metrics.best_block.set(number as i64);
     let at = at_hash(worker, hash).await?;
-    let events = at.events().fetch().await.map_err(chain::rpc("reading events"))?;
+    let events = at
+        .events()
+        .fetch()
+        .await
+        .map_err(chain::rpc("reading events"))?;
     if queue_requests(worker, &events, number as u32)? > 0 {
         worker.wake.notify_one();
     }
@@ -95,13 +99,15 @@ async fn on_finalized(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(
             .at_block(n)
             .await
             .map_err(chain::rpc("reading a finalized block"))?;
-        let events = at.events().fetch().await.map_err(chain::rpc("reading events"))?;
+        let events = at
+            .events()
+            .fetch()
+            .await
+            .map_err(chain::rpc("reading events"))?;
         queued += queue_requests(worker, &events, n as u32)?;
         settle(worker, &events)?;
         limits::on_finalized_events(worker, &events)?;
-        worker
-            .store
-            .set_cursor(n as u32, &at.block_hash().0)?;
+        worker.store.set_cursor(n as u32, &at.block_hash().0)?;
     }
     worker.finalized.send_replace(Some((number, hash)));
     worker.metrics.finalized_block.set(number as i64);
@@ -123,7 +129,11 @@ async fn at_hash(worker: &Worker, hash: H256) -> Result<AtBlock, ChainError> {
 }
 
 /// Queues a job per `InferenceRequested` for a model installed here. Returns how many were new.
-fn queue_requests(worker: &Worker, events: &chain::Events, block: u32) -> Result<usize, WorkerError> {
+fn queue_requests(
+    worker: &Worker,
+    events: &chain::Events,
+    block: u32,
+) -> Result<usize, WorkerError> {
     let installed = worker.installed_models()?;
     let mut new = 0;
     for e in events.find::<ev::InferenceRequested>() {
@@ -143,7 +153,12 @@ fn queue_requests(worker: &Worker, events: &chain::Events, block: u32) -> Result
             attempts: 0,
         };
         if worker.store.insert_job(&job)? {
-            tracing::info!(request = e.request_id, model = e.model_id, block, "request queued");
+            tracing::info!(
+                request = e.request_id,
+                model = e.model_id,
+                block,
+                "request queued"
+            );
             new += 1;
         }
     }
@@ -154,13 +169,22 @@ fn queue_requests(worker: &Worker, events: &chain::Events, block: u32) -> Result
 fn settle(worker: &Worker, events: &chain::Events) -> Result<(), WorkerError> {
     let mut ids = Vec::new();
     for e in events.find::<ev::ResultSubmitted>() {
-        ids.push(e.map_err(chain::rpc("decoding ResultSubmitted"))?.request_id);
+        ids.push(
+            e.map_err(chain::rpc("decoding ResultSubmitted"))?
+                .request_id,
+        );
     }
     for e in events.find::<ev::RequestRejected>() {
-        ids.push(e.map_err(chain::rpc("decoding RequestRejected"))?.request_id);
+        ids.push(
+            e.map_err(chain::rpc("decoding RequestRejected"))?
+                .request_id,
+        );
     }
     for e in events.find::<ev::RequestTimedOut>() {
-        ids.push(e.map_err(chain::rpc("decoding RequestTimedOut"))?.request_id);
+        ids.push(
+            e.map_err(chain::rpc("decoding RequestTimedOut"))?
+                .request_id,
+        );
     }
     for id in ids {
         if let Some(mut job) = worker.store.job(id)? {
@@ -175,7 +199,11 @@ fn settle(worker: &Worker, events: &chain::Events) -> Result<(), WorkerError> {
 
 /// Compares unsettled jobs with the finalized state: re-queues answers finality lost, drops
 /// requests finality shows do not exist. Returns how many were re-queued.
-async fn recheck_unsettled(worker: &Worker, at: &AtBlock, finalized: u32) -> Result<usize, WorkerError> {
+async fn recheck_unsettled(
+    worker: &Worker,
+    at: &AtBlock,
+    finalized: u32,
+) -> Result<usize, WorkerError> {
     let mut requeued = 0;
     for mut job in worker.store.jobs_not_settled()? {
         let request = read::request(at, job.request_id).await?;
@@ -187,13 +215,19 @@ async fn recheck_unsettled(worker: &Worker, at: &AtBlock, finalized: u32) -> Res
             (JobState::Submitted { at_block, .. }, Some(_))
                 if at_block.saturating_add(RESUBMIT_AFTER_BLOCKS) <= finalized =>
             {
-                tracing::warn!(request = job.request_id, "answer not final after {RESUBMIT_AFTER_BLOCKS} blocks; sending again");
+                tracing::warn!(
+                    request = job.request_id,
+                    "answer not final after {RESUBMIT_AFTER_BLOCKS} blocks; sending again"
+                );
                 job.state = JobState::Queued;
                 worker.store.update_job(&job)?;
                 requeued += 1;
             }
             (_, None) if job.seen_at_block <= finalized => {
-                tracing::warn!(request = job.request_id, "request is not on the finalized chain (re-org); dropped");
+                tracing::warn!(
+                    request = job.request_id,
+                    "request is not on the finalized chain (re-org); dropped"
+                );
                 job.state = JobState::Settled;
                 worker.store.update_job(&job)?;
             }

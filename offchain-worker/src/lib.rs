@@ -34,7 +34,9 @@ pub async fn serve(
 ) -> Result<(), WorkerError> {
     let listener = tokio::net::TcpListener::bind(worker.settings.listen)
         .await
-        .map_err(|e| WorkerError::Join(format!("cannot listen on {}: {e}", worker.settings.listen)))?;
+        .map_err(|e| {
+            WorkerError::Join(format!("cannot listen on {}: {e}", worker.settings.listen))
+        })?;
     tracing::info!(
         "worker {} listening on http://{}",
         worker.account_ss58(),

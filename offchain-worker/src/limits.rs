@@ -36,7 +36,12 @@ pub fn on_finalized_events(worker: &Worker, events: &chain::Events) -> Result<()
             worker
                 .store
                 .set_limit_stage(e.model_id, e.previous_epoch, &LimitStage::Done)?;
-            tracing::info!(model = e.model_id, epoch = e.epoch, "model reset: epoch {} started", e.epoch);
+            tracing::info!(
+                model = e.model_id,
+                epoch = e.epoch,
+                "model reset: epoch {} started",
+                e.epoch
+            );
         }
     }
     for e in events.find::<ev::ModelRetrained>() {
@@ -51,14 +56,23 @@ pub fn on_finalized_events(worker: &Worker, events: &chain::Events) -> Result<()
                     record.install.server_model = bytes;
                     worker.put_record(e.model_id, &record)?;
                 } else {
-                    tracing::error!(model = e.model_id, "retrained on chain with weights this worker does not hold");
+                    tracing::error!(
+                        model = e.model_id,
+                        "retrained on chain with weights this worker does not hold"
+                    );
                 }
             }
         }
         worker
             .store
             .set_limit_stage(e.model_id, e.previous_epoch, &LimitStage::Done)?;
-        tracing::info!(model = e.model_id, epoch = e.epoch, generation = e.generation, "model retrained: epoch {} started", e.epoch);
+        tracing::info!(
+            model = e.model_id,
+            epoch = e.epoch,
+            generation = e.generation,
+            "model retrained: epoch {} started",
+            e.epoch
+        );
     }
     Ok(())
 }
@@ -96,7 +110,10 @@ pub async fn check(worker: &Arc<Worker>, at: &AtBlock) -> Result<(), WorkerError
                     continue;
                 }
                 let seen = {
-                    let mut m = worker.limit_seen.lock().map_err(|_| WorkerError::Join("lock".into()))?;
+                    let mut m = worker
+                        .limit_seen
+                        .lock()
+                        .map_err(|_| WorkerError::Join("lock".into()))?;
                     *m.entry((model_id, epoch)).or_insert(finalized)
                 };
                 if finalized < seen.saturating_add(worker.settings.result_retention_blocks) {
@@ -106,7 +123,11 @@ pub async fn check(worker: &Arc<Worker>, at: &AtBlock) -> Result<(), WorkerError
             }
         }
         if let Err(e) = restart(worker, model_id, epoch).await {
-            tracing::warn!(model = model_id, epoch, "epoch restart not sent, will retry: {e}");
+            tracing::warn!(
+                model = model_id,
+                epoch,
+                "epoch restart not sent, will retry: {e}"
+            );
         }
     }
     Ok(())
@@ -117,12 +138,17 @@ pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(
     let record = worker
         .record(model_id)?
         .ok_or(WorkerError::ModelNotInstalled(model_id))?;
-    let deleted = worker
-        .store
-        .delete_client_data(model_id, epoch, record.install.delete_eval_keys)?;
+    let deleted =
+        worker
+            .store
+            .delete_client_data(model_id, epoch, record.install.delete_eval_keys)?;
     worker.forget_keys(model_id);
     let left = worker.store.client_data_count(model_id, epoch)?;
-    let keys_left = if record.install.delete_eval_keys { left.eval_keys } else { 0 };
+    let keys_left = if record.install.delete_eval_keys {
+        left.eval_keys
+    } else {
+        0
+    };
     if left.inputs != 0 || left.results != 0 || keys_left != 0 {
         return Err(WorkerError::BadModel(
             model_id,
@@ -137,9 +163,11 @@ pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(
         eval_keys = deleted.eval_keys,
         "epoch's client data deleted"
     );
-    worker
-        .store
-        .set_limit_stage(model_id, epoch, &LimitStage::DataDeleted { report: deleted })?;
+    worker.store.set_limit_stage(
+        model_id,
+        epoch,
+        &LimitStage::DataDeleted { report: deleted },
+    )?;
     Ok(())
 }
 
@@ -173,22 +201,38 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
         }
         (action, _) => {
             if action == LimitAction::Retrain {
-                tracing::warn!(model = model_id, "retrain asked without training data; resetting instead");
+                tracing::warn!(
+                    model = model_id,
+                    "retrain asked without training data; resetting instead"
+                );
             }
-            let call = smidl::transactions().secure_inference().reset_model(model_id);
+            let call = smidl::transactions()
+                .secure_inference()
+                .reset_model(model_id);
             let _g = worker.submit_lock.lock().await;
             chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await
         }
     };
     match result {
         Ok(included) => {
-            let what = if record.pending_retrain.is_some() { "retrain" } else { "reset" };
+            let what = if record.pending_retrain.is_some() {
+                "retrain"
+            } else {
+                "reset"
+            };
             worker
                 .metrics
                 .epoch_ends
-                .get_or_create(&crate::metrics::Outcome { outcome: what.into() })
+                .get_or_create(&crate::metrics::Outcome {
+                    outcome: what.into(),
+                })
                 .inc();
-            tracing::info!(model = model_id, epoch, block = included.block_number, "signed {what} included");
+            tracing::info!(
+                model = model_id,
+                epoch,
+                block = included.block_number,
+                "signed {what} included"
+            );
             worker.store.set_limit_stage(
                 model_id,
                 epoch,
@@ -289,7 +333,10 @@ mod tests {
                 .count();
             ok as f64 / ds.test_x.len() as f64
         };
-        assert!(acc(&a) > 0.93 && acc(&b) > 0.93, "retrained models lost accuracy");
+        assert!(
+            acc(&a) > 0.93 && acc(&b) > 0.93,
+            "retrained models lost accuracy"
+        );
     }
 
     #[test]

@@ -45,17 +45,37 @@ impl Default for Metrics {
         let api = Family::<Route, Counter>::default();
         let best_block = Gauge::default();
         let finalized_block = Gauge::default();
-        registry.register("jobs", "Inference requests handled, by outcome", jobs.clone());
+        registry.register(
+            "jobs",
+            "Inference requests handled, by outcome",
+            jobs.clone(),
+        );
         registry.register(
             "eval_seconds",
             "Homomorphic evaluation time per request",
             eval_seconds.clone(),
         );
-        registry.register("backlog", "Persisted requests not yet settled", backlog.clone());
-        registry.register("epoch_ends", "Epoch ends handled, by action", epoch_ends.clone());
-        registry.register("api_requests", "API requests by route and status", api.clone());
+        registry.register(
+            "backlog",
+            "Persisted requests not yet settled",
+            backlog.clone(),
+        );
+        registry.register(
+            "epoch_ends",
+            "Epoch ends handled, by action",
+            epoch_ends.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "API requests by route and status",
+            api.clone(),
+        );
         registry.register("best_block", "Best block seen", best_block.clone());
-        registry.register("finalized_block", "Finalized block processed", finalized_block.clone());
+        registry.register(
+            "finalized_block",
+            "Finalized block processed",
+            finalized_block.clone(),
+        );
         Self {
             registry,
             jobs,

@@ -29,7 +29,9 @@ pub enum Verdict {
 /// pool. Woken by the follower; also polls, so nothing waits on a lost wake-up.
 pub async fn run_executor(worker: Arc<Worker>) {
     let pool = Arc::new(Semaphore::new(worker.settings.concurrency.max(1)));
-    let in_flight = Arc::new(std::sync::Mutex::new(std::collections::HashSet::<u64>::new()));
+    let in_flight = Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<u64>::new(),
+    ));
     loop {
         let jobs = match worker.store.jobs_not_settled() {
             Ok(j) => j,
@@ -133,14 +135,23 @@ pub fn evaluate(
     let model = worker.model(job.model_id)?;
     let spec = model.server.client_spec();
     let Some(stored) = worker.store.input(job.model_id, &job.input_commitment)? else {
-        return Ok(Verdict::Reject(R::InputMissing, "no ciphertext uploaded under this commitment".into()));
+        return Ok(Verdict::Reject(
+            R::InputMissing,
+            "no ciphertext uploaded under this commitment".into(),
+        ));
     };
     if stored.owner != job.requester {
         // Someone else's upload: never evaluate another account's data for this request.
-        return Ok(Verdict::Reject(R::InputMissing, "no ciphertext of the requester under this commitment".into()));
+        return Ok(Verdict::Reject(
+            R::InputMissing,
+            "no ciphertext of the requester under this commitment".into(),
+        ));
     }
     if chain::blake2_256(&stored.bytes) != job.input_commitment {
-        return Ok(Verdict::Reject(R::CommitmentMismatch, "stored ciphertext does not hash to the commitment".into()));
+        return Ok(Verdict::Reject(
+            R::CommitmentMismatch,
+            "stored ciphertext does not hash to the commitment".into(),
+        ));
     }
     let input = match EncryptedInput::from_bytes(&stored.bytes, spec) {
         Ok(i) => i,
@@ -148,17 +159,28 @@ pub fn evaluate(
     };
     let key = if spec.needs_evaluation_key() {
         let Some(expected) = job.eval_key_commitment else {
-            return Ok(Verdict::Reject(R::EvalKeyMissing, "no evaluation key registered on chain".into()));
+            return Ok(Verdict::Reject(
+                R::EvalKeyMissing,
+                "no evaluation key registered on chain".into(),
+            ));
         };
         match worker.store.eval_key(&job.requester, job.model_id)? {
             Some((c, bytes)) if c == expected => {
                 match worker.server_key(&model, &job.requester, &c, &bytes) {
                     Ok(k) => Some(k),
-                    Err(e) => return Ok(Verdict::Reject(R::EvalKeyMissing, format!("evaluation key unusable: {e}"))),
+                    Err(e) => {
+                        return Ok(Verdict::Reject(
+                            R::EvalKeyMissing,
+                            format!("evaluation key unusable: {e}"),
+                        ))
+                    }
                 }
             }
             _ => {
-                return Ok(Verdict::Reject(R::EvalKeyMissing, "evaluation key not uploaded or not the registered one".into()));
+                return Ok(Verdict::Reject(
+                    R::EvalKeyMissing,
+                    "evaluation key not uploaded or not the registered one".into(),
+                ));
             }
         }
     } else {
@@ -222,7 +244,12 @@ async fn answer(worker: &Arc<Worker>, mut job: Job, verdict: Verdict) -> Result<
     job.attempts = job.attempts.saturating_add(1);
     match result {
         Ok(included) => {
-            tracing::info!(request = id, model = job.model_id, block = included.block_number, "{outcome}");
+            tracing::info!(
+                request = id,
+                model = job.model_id,
+                block = included.block_number,
+                "{outcome}"
+            );
             worker.metrics.job(&outcome);
             job.state = JobState::Submitted {
                 at_block: included.block_number as u32,
@@ -237,8 +264,16 @@ async fn answer(worker: &Arc<Worker>, mut job: Job, verdict: Verdict) -> Result<
             worker.store.update_job(&job)?;
             Ok(())
         }
-        Err(e) if e.refusal() == Some("StaleEpoch") && !matches!(verdict, Verdict::Reject(RejectReason::EpochEnded, _)) => {
-            Box::pin(answer(worker, job, Verdict::Reject(RejectReason::EpochEnded, "epoch ended".into()))).await
+        Err(e)
+            if e.refusal() == Some("StaleEpoch")
+                && !matches!(verdict, Verdict::Reject(RejectReason::EpochEnded, _)) =>
+        {
+            Box::pin(answer(
+                worker,
+                job,
+                Verdict::Reject(RejectReason::EpochEnded, "epoch ended".into()),
+            ))
+            .await
         }
         Err(e) => {
             worker.store.update_job(&job)?;

@@ -181,7 +181,8 @@ impl Worker {
 
     pub fn put_record(&self, model_id: u32, record: &ModelRecord) -> Result<(), WorkerError> {
         let bytes = zeroize::Zeroizing::new(
-            bincode::serialize(record).map_err(|e| WorkerError::BadModel(model_id, e.to_string()))?,
+            bincode::serialize(record)
+                .map_err(|e| WorkerError::BadModel(model_id, e.to_string()))?,
         );
         self.store.put_model(model_id, &bytes)?;
         self.models.write().map(|mut m| m.remove(&model_id)).ok();
@@ -190,7 +191,12 @@ impl Worker {
 
     /// The decrypted model (cached in memory after the first load).
     pub fn model(&self, model_id: u32) -> Result<Arc<LoadedModel>, WorkerError> {
-        if let Some(m) = self.models.read().ok().and_then(|m| m.get(&model_id).cloned()) {
+        if let Some(m) = self
+            .models
+            .read()
+            .ok()
+            .and_then(|m| m.get(&model_id).cloned())
+        {
             return Ok(m);
         }
         let record = self

@@ -62,8 +62,15 @@ fn refusal(e: &anyhow::Error) -> Option<String> {
 }
 
 /// Uploads `bytes` under `commitment` and requests an inference on `commitment`.
-async fn raw_request(ctx: &Context, model_id: u32, commitment: [u8; 32], bytes: Vec<u8>) -> Result<(u64, u64)> {
-    ctx.worker.put_input(&ctx.key, model_id, &commitment, bytes).await?;
+async fn raw_request(
+    ctx: &Context,
+    model_id: u32,
+    commitment: [u8; 32],
+    bytes: Vec<u8>,
+) -> Result<(u64, u64)> {
+    ctx.worker
+        .put_input(&ctx.key, model_id, &commitment, bytes)
+        .await?;
     let call = smidl::transactions()
         .secure_inference()
         .request_inference(model_id, commitment.into());
@@ -118,20 +125,29 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     let b = session.key.encrypt(&reg.dataset.test_x[1])?.to_bytes();
     let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&b), a).await?;
     match infer::wait_settled(bob, id, block, block + 50).await? {
-        Settled::Rejected { reason, .. } => ensure!(reason.contains("CommitmentMismatch"), "got {reason}"),
+        Settled::Rejected { reason, .. } => {
+            ensure!(reason.contains("CommitmentMismatch"), "got {reason}")
+        }
         other => bail!("tampered input: {other:?}"),
     }
     // Not a ciphertext at all.
     let junk = b"definitely not a ciphertext".to_vec();
     let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&junk), junk).await?;
     let settled = infer::wait_settled(bob, id, block, block + 50).await?;
-    let Settled::Rejected { block: done, reason } = settled else {
+    let Settled::Rejected {
+        block: done,
+        reason,
+    } = settled
+    else {
         bail!("malformed input: {settled:?}");
     };
     ensure!(reason.contains("MalformedInput"), "got {reason}");
     infer::wait_finalized(bob, done).await?;
     let after = spent(bob, reg.model_id).await?;
-    ensure!(after == before, "not refunded: before {before:?}, after {after:?}");
+    ensure!(
+        after == before,
+        "not refunded: before {before:?}, after {after:?}"
+    );
     eprintln!("  tampered and malformed inputs rejected, budget and n_i refunded: {after:?}");
     Ok(())
 }
@@ -164,7 +180,10 @@ async fn replay_refused(bob: &Context, alice: &Context) -> Result<()> {
         .await
     {
         Err(e) if e.code() == Some("unauthenticated") => {}
-        other => bail!("forged request was not refused: {:?}", other.map(|r| r.status())),
+        other => bail!(
+            "forged request was not refused: {:?}",
+            other.map(|r| r.status())
+        ),
     }
     eprintln!("  replayed and forged API requests refused");
     Ok(())
@@ -185,7 +204,12 @@ async fn answers(ctx: &Context, from: u64, to: u64) -> Result<HashMap<u64, u32>>
     Ok(m)
 }
 
-async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alice: &Context) -> Result<()> {
+async fn crash_recovery(
+    net: &mut Devnet,
+    bob: &Context,
+    charlie: &Context,
+    alice: &Context,
+) -> Result<()> {
     let reg = register(alice, policy(50, 1.0, 100.0)).await?;
     let s_bob = keys::session(bob, reg.model_id).await?;
     let s_charlie = keys::session(charlie, reg.model_id).await?;
@@ -197,7 +221,9 @@ async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alic
     for (ctx, s, row) in [(bob, &s_bob, 3), (charlie, &s_charlie, 4)] {
         let bytes = s.key.encrypt(&reg.dataset.test_x[row])?.to_bytes();
         let c = chain::blake2_256(&bytes);
-        ctx.worker.put_input(&ctx.key, reg.model_id, &c, bytes).await?;
+        ctx.worker
+            .put_input(&ctx.key, reg.model_id, &c, bytes)
+            .await?;
         pending.push((ctx, c));
     }
     net.kill_worker()?;
@@ -206,7 +232,12 @@ async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alic
             .secure_inference()
             .request_inference(reg.model_id, (*c).into());
         let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
-        ids.push(inc.events.find_first::<ev::InferenceRequested>().context("event")??.request_id);
+        ids.push(
+            inc.events
+                .find_first::<ev::InferenceRequested>()
+                .context("event")??
+                .request_id,
+        );
     }
     // Only an authorised worker may answer.
     let forged = smidl::transactions()
@@ -221,13 +252,20 @@ async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alic
     // (b) Killed right after a request is in a block, while it is being handled.
     let bytes = s_bob.key.encrypt(&reg.dataset.test_x[5])?.to_bytes();
     let c = chain::blake2_256(&bytes);
-    bob.worker.put_input(&bob.key, reg.model_id, &c, bytes).await?;
+    bob.worker
+        .put_input(&bob.key, reg.model_id, &c, bytes)
+        .await?;
     let call = smidl::transactions()
         .secure_inference()
         .request_inference(reg.model_id, c.into());
     let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
     net.kill_worker()?;
-    ids.push(inc.events.find_first::<ev::InferenceRequested>().context("event")??.request_id);
+    ids.push(
+        inc.events
+            .find_first::<ev::InferenceRequested>()
+            .context("event")??
+            .request_id,
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     net.start_worker().await?;
 
@@ -241,7 +279,11 @@ async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alic
     infer::wait_finalized(bob, last + 3).await?;
     let counts = answers(bob, start, last + 3).await?;
     for id in &ids {
-        ensure!(counts.get(id) == Some(&1), "request {id} answered {:?} times", counts.get(id));
+        ensure!(
+            counts.get(id) == Some(&1),
+            "request {id} answered {:?} times",
+            counts.get(id)
+        );
     }
     // The requester can still fetch and decrypt a result produced across the restart.
     let r = bob.worker.result(&bob.key, ids[2]).await?;
@@ -252,11 +294,19 @@ async fn crash_recovery(net: &mut Devnet, bob: &Context, charlie: &Context, alic
         Err(e) if e.code() == Some("not_requester") => {}
         other => bail!("another account fetched Bob's result: {:?}", other.err()),
     }
-    eprintln!("  SIGKILL before and during requests: {} requests answered exactly once", ids.len());
+    eprintln!(
+        "  SIGKILL before and during requests: {} requests answered exactly once",
+        ids.len()
+    );
     Ok(())
 }
 
-async fn limits_and_deletion(net: &mut Devnet, bob: &Context, charlie: &Context, alice: &Context) -> Result<()> {
+async fn limits_and_deletion(
+    net: &mut Devnet,
+    bob: &Context,
+    charlie: &Context,
+    alice: &Context,
+) -> Result<()> {
     // Budget: two queries' worth.
     let reg = register(alice, policy(50, 1.0, 2.0)).await?;
     let s = keys::session(bob, reg.model_id).await?;
@@ -288,12 +338,19 @@ async fn limits_and_deletion(net: &mut Devnet, bob: &Context, charlie: &Context,
     }
     eprintln!("  K exhaustion refused the fourth query");
     let (block, by) =
-        smidl_cli::demo::wait_for_new_epoch(alice, reg.model_id, 0, Duration::from_secs(180)).await?;
-    ensure!(by == chain::account_of(&dev::alice()).to_string(), "reset signed by {by}");
+        smidl_cli::demo::wait_for_new_epoch(alice, reg.model_id, 0, Duration::from_secs(180))
+            .await?;
+    ensure!(
+        by == chain::account_of(&dev::alice()).to_string(),
+        "reset signed by {by}"
+    );
     // The old epoch's results are gone from the API...
     match bob.worker.result(&bob.key, results[0]).await {
         Err(e) if e.code() == Some("result_deleted") || e.code() == Some("unknown_request") => {}
-        other => bail!("old epoch's result still served: {:?}", other.map(|r| r.bytes.len())),
+        other => bail!(
+            "old epoch's result still served: {:?}",
+            other.map(|r| r.bytes.len())
+        ),
     }
     // ...and from the store itself (opened after stopping the worker).
     net.kill_worker()?;
@@ -311,7 +368,9 @@ async fn limits_and_deletion(net: &mut Devnet, bob: &Context, charlie: &Context,
     };
     let (n_i, _) = spent(charlie, reg.model_id).await?;
     ensure!(n_i == 1, "n_i in the new epoch is {n_i}");
-    eprintln!("  reset in block #{block} by the worker; no client data of epoch 0 left; epoch 1 serves");
+    eprintln!(
+        "  reset in block #{block} by the worker; no client data of epoch 0 left; epoch 1 serves"
+    );
     Ok(())
 }
 
@@ -321,10 +380,16 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     let bob = alice.as_account(dev::bob());
     let charlie = alice.as_account(dev::charlie());
     happy_path(&bob, &alice).await.context("happy path")?;
-    tampered_and_malformed(&bob, &alice).await.context("tampered/malformed")?;
+    tampered_and_malformed(&bob, &alice)
+        .await
+        .context("tampered/malformed")?;
     replay_refused(&bob, &alice).await.context("replay")?;
-    crash_recovery(net, &bob, &charlie, &alice).await.context("crash recovery")?;
-    limits_and_deletion(net, &bob, &charlie, &alice).await.context("limits and deletion")?;
+    crash_recovery(net, &bob, &charlie, &alice)
+        .await
+        .context("crash recovery")?;
+    limits_and_deletion(net, &bob, &charlie, &alice)
+        .await
+        .context("limits and deletion")?;
     Ok(())
 }
 
@@ -336,7 +401,16 @@ fn end_to_end() {
         if let Err(e) = scenarios(&mut net).await {
             let tail = |p: std::path::PathBuf| {
                 std::fs::read_to_string(&p)
-                    .map(|s| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+                    .map(|s| {
+                        s.lines()
+                            .rev()
+                            .take(40)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
                     .unwrap_or_default()
             };
             panic!(
