@@ -137,7 +137,8 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         dataset_commitment.into(),
         policy,
     );
-    let included = chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
+    // Finalized: every later step (keys, inference) reads the model at the finalized block.
+    let included = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
     let model_id = included
         .events
         .find_first::<smidl::secure_inference::events::ModelRegistered>()

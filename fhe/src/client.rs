@@ -24,7 +24,7 @@ pub struct ModelMetadata {
     /// L2 regularisation λ (objective mean(loss) + λ/2·|w|²).
     pub l2_lambda: f64,
     /// Bound R on the L2 norm of the standardised features (clipped by the client), if any.
-    /// For L2-regularised LR the DP sensitivity of the weights is 2R/(nλ).
+    /// For L2-regularised LR the DP sensitivity of the parameters (weights and intercept) is 2√(R²+1)/(nλ); see `sensitivity`.
     pub clip_norm: Option<f64>,
     /// Programmable bootstraps per evaluated sample.
     pub bootstraps: u32,

@@ -48,27 +48,80 @@ fn sklearn_logistic_regression_imports_exactly() {
     }
 }
 
+/// Gradient of mean(log-loss) + λ/2·|θ|² at (w, b) on the model's own preprocessing;
+/// `penalise_intercept` switches between smidl's objective and sklearn's (unpenalised intercept).
+fn objective_gradient(
+    m: &smidl_fhe::FloatModel,
+    w: &[f64],
+    b: f64,
+    lambda: f64,
+    penalise_intercept: bool,
+) -> Vec<f64> {
+    let ds = common::data();
+    let n = ds.train_x.len() as f64;
+    let mut g = vec![0.0; w.len() + 1];
+    for (x, &y) in ds.train_x.iter().zip(&ds.train_y) {
+        let z = m.preprocess(x);
+        let s: f64 = z.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + b;
+        let r = (smidl_fhe::model::sigmoid(s) - y as f64) / n;
+        for (gi, zi) in g.iter_mut().zip(z.iter().chain(std::iter::once(&1.0))) {
+            *gi += r * zi;
+        }
+    }
+    for (gi, wi) in g.iter_mut().zip(w) {
+        *gi += lambda * wi;
+    }
+    if penalise_intercept {
+        g[w.len()] += lambda * b;
+    }
+    g
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
 #[test]
-fn rust_trained_lr_matches_sklearn_on_the_same_objective() {
-    // Same data, same standardisation, same λ: a convex problem, so the same optimum.
+fn rust_trained_lr_is_the_optimum_and_agrees_with_sklearn() {
+    // smidl penalises the intercept too (the DP sensitivity bound needs a strongly convex
+    // objective in every parameter); sklearn does not. So both are checked against the
+    // stationarity condition of their own objective on the same standardised data, and then
+    // must classify the test split (almost) identically.
     let e = &expected()["lr_sklearn"];
+    let lambda = e["lambda"].as_f64().unwrap();
     let ds = common::data();
     let cfg = LrConfig {
-        l2_lambda: e["lambda"].as_f64().unwrap(),
+        l2_lambda: lambda,
         clip_norm: None,
     };
     let ours = train_logistic_regression(ds, &cfg).unwrap();
-    for (a, b) in ours.layers[0].weights[0].iter().zip(floats(&e["coef"])) {
-        assert!((a - b).abs() < 1e-4, "{a} vs sklearn {b}");
+    let g = objective_gradient(
+        &ours,
+        &ours.layers[0].weights[0],
+        ours.layers[0].bias[0],
+        lambda,
+        true,
+    );
+    assert!(max_abs(&g) < 1e-9, "our optimum is not stationary: {g:?}");
+    // sklearn's coefficients are stationary for its objective under *our* standardisation,
+    // which checks that the preprocessing matches.
+    let sk_w = floats(&e["coef"]);
+    let sk_b = e["intercept"].as_f64().unwrap();
+    let g = objective_gradient(&ours, &sk_w, sk_b, lambda, false);
+    assert!(max_abs(&g) < 1e-5, "sklearn optimum not stationary here: {g:?}");
+    // Penalising one more parameter moves the optimum only a little.
+    for (a, b) in ours.layers[0].weights[0].iter().zip(&sk_w) {
+        assert!((a - b).abs() < 0.1, "{a} vs sklearn {b}");
     }
-    assert!((ours.layers[0].bias[0] - e["intercept"].as_f64().unwrap()).abs() < 1e-4);
     let imported = import_onnx(&fixture("lr_sklearn.onnx")).unwrap();
-    // Quantised, both give the same classes on the whole test split.
     let qa = quantise(&ours, ds, &QuantConfig::default()).unwrap();
     let qb = quantise(&imported, ds, &QuantConfig::default()).unwrap();
-    for x in &ds.test_x {
-        assert_eq!(qa.predict_class(x).unwrap(), qb.predict_class(x).unwrap());
-    }
+    let differ = ds
+        .test_x
+        .iter()
+        .filter(|x| qa.predict_class(x).unwrap() != qb.predict_class(x).unwrap())
+        .count();
+    assert!(differ <= 2, "{differ} test rows classified differently");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use smidl_fhe::ServerModel;
 use crate::chain::{self, read, smidl, AtBlock, ModelState, Wait};
 use crate::store::{JobState, LimitStage};
 use crate::wire::{LimitAction, TrainingRecipe};
-use crate::worker::{ModelRecord, Worker, WorkerError};
+use crate::worker::{Worker, WorkerError};
 
 use smidl::secure_inference::events as ev;
 

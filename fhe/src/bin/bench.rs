@@ -124,10 +124,15 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     let md = server.metadata();
     if let Some(r) = md.clip_norm {
         println!(
-            "  DP metadata                n={} lambda={} R={r} -> sensitivity 2R/(n*lambda) = {:.4}",
+            "  DP metadata                n={} lambda={} R={r} -> parameter sensitivity 2*sqrt(R^2+1)/(n*lambda) = {:.4}",
             md.train_rows,
             md.l2_lambda,
-            2.0 * r / (md.train_rows as f64 * md.l2_lambda)
+            2.0 * (r * r + 1.0).sqrt() / (md.train_rows as f64 * md.l2_lambda)
+        );
+        let s = server.output_sensitivity();
+        println!(
+            "  output sensitivity         {:?} grid units ({:?})",
+            s.grid_units, s.derivation
         );
     }
     println!("  output scale (score/unit)  {:?}", server.output_scale());
@@ -187,7 +192,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("threads: {}", rayon::current_num_threads());
     let ds = breast_cancer();
     if which == "lr" || which == "all" {
-        // R = 4 bounds the standardised feature norm (the worker's DP sensitivity is 2R/(nλ)).
+        // R = 4 bounds the standardised feature norm (the worker's DP sensitivity of the parameters is 2√(R²+1)/(nλ)).
         let cfg = LrConfig {
             l2_lambda: 0.01,
             clip_norm: Some(4.0),

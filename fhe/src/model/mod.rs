@@ -134,7 +134,7 @@ pub struct FloatModel {
     pub clip_norm: Option<f64>,
     pub layers: Vec<Dense>,
     pub output: OutputTransform,
-    /// Rows the model was trained on (n in the DP sensitivity 2R/(nλ)).
+    /// Rows the model was trained on (n in the DP sensitivity 2√(R²+1)/(nλ) of the parameters).
     pub train_rows: usize,
     /// L2 regularisation strength λ of the objective mean(loss) + λ/2·|w|².
     pub l2_lambda: f64,
