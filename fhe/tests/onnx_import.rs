@@ -108,7 +108,10 @@ fn rust_trained_lr_is_the_optimum_and_agrees_with_sklearn() {
     let sk_w = floats(&e["coef"]);
     let sk_b = e["intercept"].as_f64().unwrap();
     let g = objective_gradient(&ours, &sk_w, sk_b, lambda, false);
-    assert!(max_abs(&g) < 1e-5, "sklearn optimum not stationary here: {g:?}");
+    assert!(
+        max_abs(&g) < 1e-5,
+        "sklearn optimum not stationary here: {g:?}"
+    );
     // Penalising one more parameter moves the optimum only a little.
     for (a, b) in ours.layers[0].weights[0].iter().zip(&sk_w) {
         assert!((a - b).abs() < 0.1, "{a} vs sklearn {b}");
