@@ -7,6 +7,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use subxt::config::{PolkadotExtrinsicParamsBuilder, RpcConfigFor};
+use subxt::rpcs::{LegacyRpcMethods, RpcClient};
 use subxt::transactions::Payload;
 use subxt::utils::{AccountId32, H256};
 use subxt::{OnlineClient, PolkadotConfig};
@@ -28,7 +30,33 @@ pub use smidl::runtime_types::pallet_secure_inference::types::{
 /// Our runtime's address (`MultiAddress<AccountId, ()>`), signature and hashing match
 /// polkadot's, so its config applies unchanged.
 pub type Config = PolkadotConfig;
-pub type Client = OnlineClient<Config>;
+
+/// A connection to a node: subxt's client plus the node's legacy RPC methods, which give the
+/// one thing the client API lacks, the next nonce counting the transaction pool.
+#[derive(Clone)]
+pub struct Client {
+    online: OnlineClient<Config>,
+    rpc: LegacyRpcMethods<RpcConfigFor<Config>>,
+}
+
+impl std::ops::Deref for Client {
+    type Target = OnlineClient<Config>;
+    fn deref(&self) -> &Self::Target {
+        &self.online
+    }
+}
+
+impl Client {
+    /// The account's next nonce, counting its transactions still in the pool. Reading it from
+    /// the finalized state instead would reuse a nonce while an earlier call waits for
+    /// finality ("Transaction is outdated").
+    pub async fn next_nonce(&self, who: &AccountId32) -> Result<u64, ChainError> {
+        self.rpc
+            .system_account_next_index(who)
+            .await
+            .map_err(rpc("reading the account's next nonce"))
+    }
+}
 pub type Events = subxt::events::Events<Config>;
 pub type AtBlock =
     subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>;
@@ -82,22 +110,46 @@ pub(crate) fn rpc<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> 
 /// Connects to a node. Plain `ws://` is accepted only for loopback addresses: anything else
 /// would expose which models and requests a client uses to the network path.
 pub async fn connect(url: &str) -> Result<Client, ChainError> {
-    let loopback = ["ws://127.0.0.1", "ws://localhost", "ws://[::1]"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    let result = if loopback {
-        Client::from_insecure_url(url).await
+    let loopback = is_loopback_ws(url);
+    let connect_error = |e: String| ChainError::Connect {
+        url: url.to_string(),
+        reason: e,
+    };
+    let rpc = if loopback {
+        RpcClient::from_insecure_url(url).await
     } else if url.starts_with("wss://") {
-        Client::from_url(url).await
+        RpcClient::from_url(url).await
     } else {
         return Err(ChainError::Insecure {
             url: url.to_string(),
         });
-    };
-    result.map_err(|e| ChainError::Connect {
-        url: url.to_string(),
-        reason: e.to_string(),
+    }
+    .map_err(|e| connect_error(e.to_string()))?;
+    let online = OnlineClient::from_rpc_client(rpc.clone())
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
+    Ok(Client {
+        online,
+        rpc: LegacyRpcMethods::new(rpc),
     })
+}
+
+/// `ws://` to a loopback host: the host part must be exactly the loopback name (so
+/// `ws://localhost.example.com` is not loopback).
+fn is_loopback_ws(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// [`connect`], retrying for up to `patience` (a node that is still starting).
@@ -175,9 +227,13 @@ pub async fn submit<C: Payload>(
         .at_current_block()
         .await
         .map_err(rpc("reading the current block"))?;
+    let nonce = client.next_nonce(&account_of(signer)).await?;
+    let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
+        .nonce(nonce)
+        .build();
     let mut progress = at
         .transactions()
-        .sign_and_submit_then_watch_default(call, signer)
+        .sign_and_submit_then_watch(call, signer, params)
         .await
         .map_err(|e| ChainError::Invalid(e.to_string()))?;
     loop {
@@ -353,6 +409,27 @@ mod tests {
             checked_in[..] == runtime[..],
             "offchain-worker/metadata/smidl.scale is stale: run scripts/gen-metadata.sh"
         );
+    }
+
+    #[test]
+    fn only_loopback_hosts_may_use_plain_ws() {
+        for ok in [
+            "ws://127.0.0.1:9944",
+            "ws://localhost:9944",
+            "ws://[::1]:9944",
+            "ws://127.0.0.2",
+        ] {
+            assert!(is_loopback_ws(ok), "{ok}");
+        }
+        for bad in [
+            "ws://localhost.example.com:9944",
+            "ws://127.0.0.1.nip.io",
+            "ws://10.0.0.1:9944",
+            "wss://127.0.0.1:9944",
+            "http://127.0.0.1:9944",
+        ] {
+            assert!(!is_loopback_ws(bad), "{bad}");
+        }
     }
 
     #[test]
