@@ -217,7 +217,7 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         for _ in 0..cfg.queries_per_account {
             let x = &ds.test_x[row];
             let out = match infer::infer(ctx, &session, x).await? {
-                Answer::Result(o) => o,
+                Answer::Result(o) => *o,
                 Answer::Rejected { request_id, reason } => {
                     bail!("request #{request_id} was rejected by the worker: {reason}")
                 }
@@ -382,7 +382,7 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
                     reg.float.predict_class(x),
                     o.result_block - o.request_block
                 );
-                last = Some(o);
+                last = Some(*o);
                 row += 1;
             }
             Ok(Answer::Rejected { request_id, reason }) => {

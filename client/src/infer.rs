@@ -46,7 +46,7 @@ pub struct Outcome {
 
 #[derive(Clone, Debug)]
 pub enum Answer {
-    Result(Outcome),
+    Result(Box<Outcome>),
     Rejected { request_id: u64, reason: String },
 }
 
@@ -144,14 +144,14 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
     t.fetch_decrypt = s.elapsed();
     t.total = started.elapsed();
     pb.finish_and_clear();
-    Ok(Answer::Result(Outcome {
+    Ok(Answer::Result(Box::new(Outcome {
         request_id,
         prediction,
         request_block: included.block_number,
         result_block,
         output_commitment,
         timings: t,
-    }))
+    })))
 }
 
 /// Follows the best chain block by block from `from` until the request is answered.

@@ -333,7 +333,7 @@ pub mod read {
             .storage()
             .try_fetch(
                 smidl::storage().secure_inference().eval_keys(),
-                (who.clone(), model_id),
+                (*who, model_id),
             )
             .await
             .map_err(rpc("reading EvalKeys"))?;
@@ -365,7 +365,7 @@ pub mod read {
             .call(
                 smidl::runtime_apis()
                     .secure_inference_api()
-                    .account_status(model_id, who.clone()),
+                    .account_status(model_id, *who),
             )
             .await
             .map_err(rpc("calling SecureInferenceApi::account_status"))

@@ -125,6 +125,9 @@ pub enum WorkerError {
 /// Prepared evaluation keys kept in memory (each is tens of MB for networks).
 const KEY_CACHE: usize = 8;
 
+/// A prepared server key is cached per (client account, model, evaluation key commitment).
+type KeyCacheId = (AccountId, u32, Hash);
+
 pub struct Worker {
     pub settings: Settings,
     pub store: Arc<Store>,
@@ -133,7 +136,7 @@ pub struct Worker {
     pub account: AccountId,
     pub metrics: Metrics,
     models: RwLock<HashMap<u32, Arc<LoadedModel>>>,
-    keys: Mutex<Vec<((AccountId, u32, Hash), Arc<ServerKey>)>>,
+    keys: Mutex<Vec<(KeyCacheId, Arc<ServerKey>)>>,
     /// Latest best and finalized blocks seen by the follower.
     pub best: watch::Sender<Option<(u64, H256)>>,
     pub finalized: watch::Sender<Option<(u64, H256)>>,

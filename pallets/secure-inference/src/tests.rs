@@ -1417,7 +1417,7 @@ fn genesis_registers_models_and_bounds() {
 
 #[test]
 fn integrity_test_passes() {
-    test(|| SecureInference::integrity_test());
+    test(SecureInference::integrity_test);
 }
 
 #[test]

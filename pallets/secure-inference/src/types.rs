@@ -167,6 +167,8 @@ pub struct ModelInfo<T: Config> {
     /// Policy in force.
     pub policy: Policy<BalanceOf<T>, BlockNumberFor<T>>,
     /// A policy update waiting for the next epoch or generation.
+    // Spelled out rather than aliased: the field's type name is part of the metadata users read.
+    #[allow(clippy::type_complexity)]
     pub next_policy: Option<(Policy<BalanceOf<T>, BlockNumberFor<T>>, PolicyApplication)>,
     /// Per-query cost in the accounting unit (micro-ε or micro-ρ), derived from the policy.
     pub cost_per_query: PrivacyUnits,
