@@ -8,7 +8,7 @@ export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 setup:
 	bash scripts/setup.sh
 
-## Everything CI runs: format check, all Rust tests (pallet, runtime, node smoke, FHE engine,
+## Everything CI runs: format check, clippy, all Rust tests (pallet, runtime, node smoke, FHE engine,
 ## worker, CLI, end-to-end against a dev node and worker), pallet benchmarks as tests, then the
 ## polkadot.js script against a real dev node.
 test:

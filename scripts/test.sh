@@ -8,6 +8,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "cargo clippy --workspace --all-targets -D warnings"
+bash scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
+
 step "build the binaries the end-to-end tests start (smidl-node, smidl-worker, smidl)"
 bash scripts/cargo.sh build -p smidl-node -p smidl-worker -p smidl-cli
 
