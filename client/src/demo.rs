@@ -338,7 +338,7 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
 
     step(5, STEPS, "the limit: N reached K");
     let session = crate::keys::session(&bob, reg.model_id).await?;
-    let extra = session.key.encrypt(&ds.test_x[row])?.to_bytes();
+    let extra = session.encrypt(&ds.test_x[row])?.to_bytes();
     let commitment = chain::blake2_256(&extra);
     bob.worker
         .put_input(&bob.key, reg.model_id, &commitment, extra)

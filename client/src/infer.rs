@@ -72,10 +72,7 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
     let mut t = Timings::default();
     let key_input = {
         let s = Instant::now();
-        let input = session
-            .key
-            .encrypt(features)
-            .context("encrypting the input")?;
+        let input = session.encrypt(features).context("encrypting the input")?;
         t.encrypt = s.elapsed();
         input.to_bytes()
     };
@@ -140,7 +137,10 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
     }
     let out = EncryptedOutput::from_bytes(&fetched.bytes, &session.spec)
         .context("the result is not an output of this model")?;
-    let prediction = session.key.decrypt(&out).context("decrypting the result")?;
+    let prediction = session
+        .key
+        .decrypt_answer(&out)
+        .context("decrypting the result")?;
     t.fetch_decrypt = s.elapsed();
     t.total = started.elapsed();
     pb.finish_and_clear();

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use smidl_fhe::{ClientKey, ClientSpec};
+use smidl_fhe::proof::InputCrs;
+use smidl_fhe::{ClientKey, ClientSpec, EncryptedInput};
 use smidl_worker::chain::{self, read, smidl, Wait};
 
 use crate::ctx::Context;
@@ -20,6 +21,19 @@ pub struct Session {
     pub weights_commitment: [u8; 32],
     /// Time spent generating keys now (zero when loaded from disk).
     pub keygen: std::time::Duration,
+    /// Linear models: the CRS inputs are proven with (checked against the spec's hash).
+    pub crs: Option<InputCrs>,
+}
+
+impl Session {
+    /// Encrypt one raw feature vector the way the worker accepts it: with a proof of correct
+    /// encryption when the model takes proven inputs.
+    pub fn encrypt(&self, features: &[f64]) -> Result<EncryptedInput> {
+        Ok(match &self.crs {
+            Some(crs) => self.key.encrypt_proven(features, crs)?,
+            None => self.key.encrypt(features)?,
+        })
+    }
 }
 
 fn key_path(home: &Path, account: &str, model_id: u32, spec: &ClientSpec) -> PathBuf {
@@ -76,12 +90,30 @@ pub async fn session(ctx: &Context, model_id: u32) -> Result<Session> {
     if spec.needs_evaluation_key() {
         ensure_eval_key(ctx, model_id, &key, &path).await?;
     }
+    let crs = match &spec.input_proof {
+        Some(p) => {
+            let bytes = ctx
+                .worker
+                .crs(model_id)
+                .await
+                .with_context(|| format!("fetching model {model_id}'s input-proof CRS"))?;
+            let crs = tokio::task::spawn_blocking({
+                let hash = p.crs_hash;
+                move || InputCrs::from_bytes(&bytes, &hash)
+            })
+            .await?
+            .context("the worker's input-proof CRS is not the one the spec commits to")?;
+            Some(crs)
+        }
+        None => None,
+    };
     Ok(Session {
         model_id,
         spec,
         key,
         weights_commitment: info.weights_commitment.0,
         keygen,
+        crs,
     })
 }
 

@@ -91,7 +91,8 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
                 smidl_fhe::model::onnx::import_onnx(&bytes)?
             }
         };
-        let server = ServerModel::compile(&float, &ds, &QuantConfig::default())?;
+        let server =
+            ServerModel::compile(&float, &ds, &QuantConfig::default())?.with_input_proofs()?;
         Ok((float, server))
     })
     .await??;
@@ -130,6 +131,11 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         },
         fee_per_query: p.fee,
     };
+    // Refuse before anything goes on chain: the worker would refuse the install anyway, and
+    // noise is never clamped to make it fit.
+    let mechanism = smidl_worker::dp::Mechanism::for_accounting(&policy.accounting);
+    smidl_worker::worker::check_noise_fits(&server, mechanism, policy.epsilon_per_query)
+        .map_err(|e| anyhow::anyhow!("refusing to register: {e}"))?;
     let pb = ui::spinner(ctx.interactive, "registering the model on chain");
     let call = smidl::transactions().secure_inference().register_model(
         BoundedVec(opts.workers.clone()),

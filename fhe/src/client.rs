@@ -11,6 +11,7 @@ use crate::error::{FheError, ObjectKind, Result};
 use crate::model::{sigmoid, softmax, ModelKind};
 use crate::params::{InputKey, ParamSetId};
 use crate::quant::{centred, InputQuant, OutputDecode, OutputQuant, Quantised};
+use crate::sanitise::PublicKey;
 use crate::serial;
 
 /// Public facts about the model, recorded in both halves (and committed to on chain through
@@ -45,6 +46,9 @@ pub struct ClientSpec {
     pub output_delta: u64,
     /// Bits per output coefficient after the server's final modulus switch.
     pub output_bits: u32,
+    /// Linear models: inputs carry a zero-knowledge proof that they encrypt values in the box
+    /// (see [`crate::proof`]); `None` for networks, whose outputs are bounded for every input.
+    pub input_proof: Option<crate::proof::InputProofSpec>,
 }
 
 impl ClientSpec {
@@ -68,7 +72,23 @@ impl ClientSpec {
             output: q.output.clone(),
             output_delta: q.output_delta,
             output_bits: q.output_bits,
+            input_proof: None,
         }
+    }
+
+    /// The largest |x_q,j| an accepted input can carry: `qmax` for the quantiser, `qmax + 1`
+    /// for proven inputs (the proof's box is [−qmax, 2^bits − 1 − qmax] = [−qmax, qmax + 1]).
+    /// What the DP sensitivity and the output range are computed with.
+    pub fn input_bound(&self) -> i64 {
+        match &self.input_proof {
+            Some(p) => self.input.qmax.max((1i64 << p.message_bits) - 1 - p.offset),
+            None => self.input.qmax,
+        }
+    }
+
+    /// What the client adds to each quantised feature before encrypting (0 without proofs).
+    pub fn input_offset(&self) -> i64 {
+        self.input_proof.map_or(0, |p| p.offset)
     }
 
     pub fn feature_count(&self) -> usize {
@@ -79,9 +99,16 @@ impl ClientSpec {
         self.metadata.bootstraps > 0
     }
 
-    /// Deeper networks key-switch between bootstrapped layers.
+    /// Every network key-switches: between bootstrapped layers, and in the sanitising rounds
+    /// of its label answer.
     pub fn needs_keyswitch_key(&self) -> bool {
-        self.metadata.pbs_layers > 1
+        self.metadata.pbs_layers >= 1
+    }
+
+    /// Networks answer with a sanitised class label, linear models with a sanitised score
+    /// (see `smidl_fhe::sanitise`).
+    pub fn answers_are_labels(&self) -> bool {
+        self.metadata.bootstraps > 0
     }
 
     /// Dequantisation step of each output (score = integer · scale): the worker converts DP
@@ -217,12 +244,17 @@ pub struct ClientKey {
     spec: ClientSpec,
     lwe: LweSecretKeyOwned<u64>,
     glwe: GlweSecretKeyOwned<u64>,
+    /// Public key of the output key; travels with every input so the worker can rerandomise.
+    public: PublicKey,
+    /// Its noise `e_pk` (secret: a witness of the input proofs).
+    public_noise: Vec<u64>,
 }
 
 impl Drop for ClientKey {
     fn drop(&mut self) {
         self.lwe.as_mut().zeroize();
         self.glwe.as_mut().zeroize();
+        self.public_noise.zeroize();
     }
 }
 
@@ -231,6 +263,7 @@ struct ClientKeyWire {
     spec: ClientSpec,
     lwe: Vec<u64>,
     glwe: Vec<u64>,
+    public: PublicKey,
 }
 
 impl Drop for ClientKeyWire {
@@ -261,12 +294,16 @@ struct EvaluationKeyWire {
 }
 
 /// A compactly encrypted feature vector: one LWE body per feature and a 128-bit seed from
-/// which the server regenerates the masks.
+/// which the server regenerates the masks, plus the client's public key, which the worker
+/// needs to sanitise the answer (see [`crate::sanitise`]).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct EncryptedInput {
     pub(crate) spec_id: [u8; 8],
     pub(crate) seed: u128,
     pub(crate) bodies: Vec<u64>,
+    pub(crate) public_key: PublicKey,
+    /// Serialised zero-knowledge proof of correct encryption (linear models).
+    pub(crate) proof: Option<Vec<u8>>,
 }
 
 /// Encrypted model outputs, one LWE ciphertext per output under the client's GLWE key.
@@ -300,11 +337,20 @@ impl ClientKey {
             p.polynomial_size,
             &mut sg,
         );
+        let public = PublicKey::generate(&glwe.as_lwe_secret_key(), spec.params);
+        let public_noise = public.noise(glwe.as_ref(), spec.params);
         Ok(Self {
             spec: spec.clone(),
             lwe,
             glwe,
+            public,
+            public_noise,
         })
+    }
+
+    /// The public key that travels with every input (for the worker's rerandomisation).
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 
     pub fn spec(&self) -> &ClientSpec {
@@ -369,13 +415,73 @@ impl ClientKey {
         })
     }
 
-    /// Quantise and encrypt one raw feature vector.
+    /// Quantise and encrypt one raw feature vector (without an input proof: a linear model's
+    /// worker refuses such an input, see [`Self::encrypt_proven`]).
     pub fn encrypt(&self, features: &[f64]) -> Result<EncryptedInput> {
         let q = self.spec.input.quantise(features)?;
         self.encrypt_quantised(&q)
     }
 
-    /// Encrypt an already quantised vector (values are taken as-is).
+    /// Quantise, encrypt and prove (linear models): the input carries a zero-knowledge proof
+    /// that it encrypts values in the published box under the key of this client's public key.
+    /// Seconds of work on the client; see `docs/fhe.md` for the measured cost.
+    pub fn encrypt_proven(
+        &self,
+        features: &[f64],
+        crs: &crate::proof::InputCrs,
+    ) -> Result<EncryptedInput> {
+        let q = self.spec.input.quantise(features)?;
+        self.encrypt_quantised_proven(&q, crs)
+    }
+
+    /// [`Self::encrypt_proven`] for an already quantised vector. Values outside the proven box
+    /// cannot be proven: that is an error, not a proof.
+    pub fn encrypt_quantised_proven(
+        &self,
+        q: &[i64],
+        crs: &crate::proof::InputCrs,
+    ) -> Result<EncryptedInput> {
+        let Some(ps) = self.spec.input_proof else {
+            return Err(FheError::Proof("this model takes no input proofs".into()));
+        };
+        if crs.hash() != ps.crs_hash {
+            return Err(FheError::WrongParameters {
+                kind: ObjectKind::InputCrs,
+                reason: "not the CRS this model commits to".into(),
+            });
+        }
+        let top = (1i64 << ps.message_bits) - 1 - ps.offset;
+        if let Some(j) = q.iter().position(|&v| v < -ps.offset || v > top) {
+            return Err(FheError::Proof(format!(
+                "feature {j} is {}, outside the proven box [{}, {top}]",
+                q[j], -ps.offset
+            )));
+        }
+        let mut input = self.encrypt_quantised(q)?;
+        let (mask, errors) = self.own_input_view(&input, q);
+        let messages: Vec<u64> = q.iter().map(|&v| (v + ps.offset) as u64).collect();
+        let (pk_mask, pk_body) = self.public.mask_and_body(self.spec.params);
+        let errors: Vec<u64> = errors.iter().map(|&e| e as u64).collect();
+        let proof = crs.prove(
+            &crate::proof::Statement {
+                pk_mask: &pk_mask,
+                pk_body: &pk_body,
+                input_mask: &mask,
+                bodies: &input.bodies,
+                spec_id: &input.spec_id,
+            },
+            &crate::proof::Witness {
+                secret: self.glwe.as_ref(),
+                pk_noise: &self.public_noise,
+                errors: &errors,
+                messages: &messages,
+            },
+        )?;
+        input.proof = Some(proof);
+        Ok(input)
+    }
+
+    /// Encrypt an already quantised vector (values are taken as-is, no proof).
     pub fn encrypt_quantised(&self, q: &[i64]) -> Result<EncryptedInput> {
         if q.len() != self.spec.feature_count() {
             return Err(FheError::FeatureCount {
@@ -385,7 +491,11 @@ impl ClientKey {
         }
         let p = self.spec.params.params();
         let delta = self.spec.input_delta;
-        let encoded: Vec<u64> = q.iter().map(|&v| (v as u64).wrapping_mul(delta)).collect();
+        let offset = self.spec.input_offset();
+        let encoded: Vec<u64> = q
+            .iter()
+            .map(|&v| (v.wrapping_add(offset) as u64).wrapping_mul(delta))
+            .collect();
         let mut seeder = new_seeder();
         let seeder = seeder.as_mut();
         let seed = seeder.seed();
@@ -435,6 +545,8 @@ impl ClientKey {
             spec_id: self.spec.id(),
             seed: seed.0,
             bodies,
+            public_key: self.public.clone(),
+            proof: None,
         })
     }
 
@@ -472,6 +584,24 @@ impl ClientKey {
         Ok(p)
     }
 
+    /// Decrypt what the worker returned: the score answer of a linear model (as
+    /// [`Self::decrypt`]) or the class label of a network (scores and probabilities empty).
+    pub fn decrypt_answer(&self, out: &EncryptedOutput) -> Result<Prediction> {
+        if !self.spec.answers_are_labels() {
+            return self.decrypt(out);
+        }
+        self.check_output(out)?;
+        let phase = self.output_phases(out)?[0];
+        // +1/8 (class 1) or −1/8 (class 0); the decision boundary is the half torus.
+        let class = usize::from(phase < 1 << 63);
+        Ok(Prediction {
+            raw: vec![class as i64],
+            scores: vec![],
+            probabilities: vec![],
+            class,
+        })
+    }
+
     fn check_output(&self, out: &EncryptedOutput) -> Result<()> {
         let p = self.spec.params.params();
         if out.spec_id != self.spec.id() {
@@ -497,6 +627,7 @@ impl ClientKey {
             spec: self.spec.clone(),
             lwe: self.lwe.as_ref().to_vec(),
             glwe: self.glwe.as_ref().to_vec(),
+            public: self.public.clone(),
         };
         serial::encode(ObjectKind::ClientKey, &w)
     }
@@ -516,11 +647,60 @@ impl ClientKey {
                 reason: "key shape".into(),
             });
         }
+        w.public.check(&w.spec, ObjectKind::ClientKey)?;
+        let public_noise = w.public.noise(&w.glwe, w.spec.params);
         Ok(Self {
             spec: w.spec.clone(),
             lwe: LweSecretKey::from_container(w.lwe.clone()),
             glwe: GlweSecretKey::from_container(w.glwe.clone(), p.polynomial_size),
+            public: w.public.clone(),
+            public_noise,
         })
+    }
+
+    /// What a client knows about its own packed (linear-model) input: the mask polynomial it
+    /// expands from its seed, and the error of each feature's body, `B_j − (A·s)_j − Δ·x_j`.
+    /// Attack-test hook: it computes nothing a client could not compute itself.
+    #[doc(hidden)]
+    pub fn own_input_view(&self, input: &EncryptedInput, x_q: &[i64]) -> (Vec<u64>, Vec<i64>) {
+        let p = self.spec.params.params();
+        if p.input_key != InputKey::GlwePacked {
+            return (vec![], vec![]);
+        }
+        let n = p.polynomial_size.0;
+        let glwe = packed_glwe(&self.spec, input);
+        let mask = glwe.get_mask().as_ref().to_vec();
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
+        decrypt_glwe_ciphertext(&self.glwe, &glwe, &mut plain);
+        let errors = plain
+            .as_ref()
+            .iter()
+            .zip(x_q)
+            .map(|(&ph, &x)| {
+                let m = x.wrapping_add(self.spec.input_offset()) as u64;
+                ph.wrapping_sub(m.wrapping_mul(self.spec.input_delta)) as i64
+            })
+            .collect();
+        (mask, errors)
+    }
+
+    /// The exact phase of each output ciphertext (body − ⟨mask, s⟩, 2^64 units): what the
+    /// client's own decryption starts from. Attack-test hook.
+    #[doc(hidden)]
+    pub fn output_phases(&self, out: &EncryptedOutput) -> Result<Vec<u64>> {
+        self.check_output(out)?;
+        let big = self.glwe.as_lwe_secret_key();
+        Ok(out
+            .data
+            .chunks_exact(out.lwe_size)
+            .map(|c| {
+                let ct = LweCiphertext::from_container(
+                    c,
+                    self.spec.params.params().ciphertext_modulus(),
+                );
+                decrypt_lwe_ciphertext(&big, &ct).0
+            })
+            .collect())
     }
 
     /// Test and bench hook: the phase error, in units of "positions" of the blind rotation
@@ -544,6 +724,23 @@ impl ClientKey {
         d -= (d / two_n as f64).round() * two_n as f64;
         d
     }
+}
+
+/// The packed input as a full GLWE ciphertext: the mask expanded from the seed, the sent
+/// bodies, zeros elsewhere.
+pub(crate) fn packed_glwe(spec: &ClientSpec, input: &EncryptedInput) -> GlweCiphertextOwned<u64> {
+    let p = spec.params.params();
+    let n = p.polynomial_size.0;
+    let mut body = vec![0u64; n];
+    let k = input.bodies.len().min(n);
+    body[..k].copy_from_slice(&input.bodies[..k]);
+    let seeded = SeededGlweCiphertext::from_container(
+        body,
+        p.glwe_dimension.to_glwe_size(),
+        tfhe::core_crypto::commons::math::random::Seed(input.seed).into(),
+        p.ciphertext_modulus(),
+    );
+    seeded.decompress_into_glwe_ciphertext()
 }
 
 impl EvaluationKey {
@@ -621,6 +818,17 @@ impl EvaluationKey {
 }
 
 impl EncryptedInput {
+    /// The attached proof of correct encryption, if any.
+    pub fn proof(&self) -> Option<&[u8]> {
+        self.proof.as_deref()
+    }
+
+    /// Attach arbitrary proof bytes: what anyone crafting an input can do (attack tests).
+    #[doc(hidden)]
+    pub fn set_proof(&mut self, proof: Option<Vec<u8>>) {
+        self.proof = proof;
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serial::encode(ObjectKind::EncryptedInput, self)
     }
@@ -649,7 +857,7 @@ impl EncryptedInput {
                 ),
             });
         }
-        Ok(())
+        self.public_key.check(spec, ObjectKind::EncryptedInput)
     }
 }
 
@@ -700,5 +908,15 @@ impl EncryptedOutput {
 
     pub fn count(&self) -> usize {
         self.data.len() / self.lwe_size.max(1)
+    }
+
+    /// The ciphertext coefficients (`count` LWE ciphertexts of `lwe_size` coefficients: mask,
+    /// then body), as the client holds them after [`Self::from_bytes`].
+    pub fn coefficients(&self) -> &[u64] {
+        &self.data
+    }
+
+    pub fn lwe_size(&self) -> usize {
+        self.lwe_size
     }
 }

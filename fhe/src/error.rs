@@ -13,6 +13,7 @@ pub enum ObjectKind {
     EncryptedInput,
     EncryptedOutput,
     SealedModel,
+    InputCrs,
 }
 
 #[derive(Debug, Error)]
@@ -51,6 +52,12 @@ pub enum FheError {
     FeatureCount { expected: usize, got: usize },
     #[error("feature {index} is not a finite number")]
     NonFiniteFeature { index: usize },
+    #[error("input proof: {0}")]
+    Proof(String),
+    #[error("input refused: {0}")]
+    InputRefused(String),
+    #[error("label answer: {0}")]
+    LabelAnswer(String),
     #[error("offset out of range: {reason}")]
     OffsetOutOfRange { reason: String },
     #[error("sealed model: authentication failed (wrong key or tampered file)")]

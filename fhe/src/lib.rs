@@ -6,6 +6,8 @@
 //! * [`params`]: the vetted tfhe-rs parameter sets and the noise model.
 //! * [`client`]: [`ClientSpec`] (public), [`ClientKey`] (secret), encrypt/decrypt.
 //! * [`server`]: [`ServerModel`] (secret weights), evaluation, DP offsets.
+//! * [`proof`]: zero-knowledge proofs that a linear model's input is inside the published box.
+//! * [`sanitise`]: circuit privacy (rerandomisation with the client's public key, flooding).
 //! * [`serial`]: versioned envelopes with size limits.
 //! * [`store`]: the server model encrypted at rest and its BLAKE2b-256 commitment.
 //!
@@ -16,7 +18,9 @@ pub mod dataset;
 pub mod error;
 pub mod model;
 pub mod params;
+pub mod proof;
 pub mod quant;
+pub mod sanitise;
 pub mod sensitivity;
 pub mod serial;
 pub mod server;
@@ -29,5 +33,5 @@ pub use client::{
 pub use error::{FheError, ObjectKind, Result};
 pub use model::{FloatModel, ModelKind};
 pub use quant::QuantConfig;
-pub use server::{ServerKey, ServerModel};
+pub use server::{ServerKey, ServerModel, VerifiedInput};
 pub use store::{open_model, seal_model, ModelKey};

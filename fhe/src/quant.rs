@@ -394,7 +394,8 @@ fn quantise_linear(model: &FloatModel, ds: &Dataset, cfg: &QuantConfig) -> Resul
         let max_abs = weights
             .iter()
             .zip(&bias)
-            .map(|(r, b)| r.iter().map(|w| w.abs() * input.qmax).sum::<i64>() + b.abs())
+            // qmax + 1: the input proof's box is [−qmax, qmax + 1] (`ClientSpec::input_bound`).
+            .map(|(r, b)| r.iter().map(|w| w.abs() * (input.qmax + 1)).sum::<i64>() + b.abs())
             .max()
             .unwrap_or(0);
         if max_abs >= (slots / 2) as i64 {

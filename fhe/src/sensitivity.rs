@@ -111,9 +111,10 @@ fn logistic_bound(spec: &ClientSpec) -> Option<OutputSensitivity> {
     let n = m.train_rows as f64;
     let lipschitz = (r * r + 1.0).sqrt();
     let weight_l2 = 2.0 * lipschitz / (n * lambda);
-    // Quantiser worst case: |x_q,j| ≤ qmax for every feature j, one input unit = input.scale.
+    // Worst case over accepted inputs: |x_q,j| ≤ the proven bound (qmax + 1, see
+    // `ClientSpec::input_bound`) for every feature j, one input unit = input.scale.
     let f = spec.feature_count();
-    let qmax = u64::try_from(spec.input.qmax).ok()?;
+    let qmax = u64::try_from(spec.input_bound()).ok()?;
     let coord = qmax as f64 * spec.input.scale;
     let query_norm = (f as f64 * coord * coord + 1.0).sqrt();
     // One output unit is one weight unit times one input unit, so the weight rounding error
@@ -202,7 +203,7 @@ mod tests {
             let s = server.output_sensitivity();
             let n = ds.train_x.len() as f64;
             let f = ds.feature_count() as f64;
-            let qmax = spec.input.qmax as f64;
+            let qmax = spec.input_bound() as f64;
             let weight_l2 = 2.0 * (R * R + 1.0).sqrt() / (n * lambda);
             let query_norm = (f * (qmax * spec.input.scale).powi(2) + 1.0).sqrt();
             let slack = f * qmax + 1.0;

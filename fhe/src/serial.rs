@@ -24,6 +24,8 @@ pub mod limits {
     pub const ENCRYPTED_INPUT: usize = 64 << 10;
     pub const ENCRYPTED_OUTPUT: usize = 4 << 20;
     pub const SEALED_MODEL: usize = SERVER_MODEL + 1024;
+    /// A linear model's input-proof CRS (about 3 MB for 30 features).
+    pub const INPUT_CRS: usize = 16 << 20;
 }
 
 fn tag(kind: ObjectKind) -> u8 {
@@ -35,6 +37,7 @@ fn tag(kind: ObjectKind) -> u8 {
         ObjectKind::EncryptedInput => 5,
         ObjectKind::EncryptedOutput => 6,
         ObjectKind::SealedModel => 7,
+        ObjectKind::InputCrs => 8,
     }
 }
 
@@ -47,6 +50,7 @@ fn limit(kind: ObjectKind) -> usize {
         ObjectKind::EncryptedInput => limits::ENCRYPTED_INPUT,
         ObjectKind::EncryptedOutput => limits::ENCRYPTED_OUTPUT,
         ObjectKind::SealedModel => limits::SEALED_MODEL,
+        ObjectKind::InputCrs => limits::INPUT_CRS,
     }
 }
 

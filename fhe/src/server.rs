@@ -29,6 +29,22 @@ pub struct ServerModel {
     luts: Vec<Vec<Vec<u64>>>,
     /// Same for the earlier hidden layers, `[layer][neuron]`.
     pre_luts: Vec<Vec<Vec<u64>>>,
+    /// Linear models: the CRS of the input proofs (its hash is in the spec).
+    crs: Option<crate::proof::InputCrs>,
+}
+
+/// An input whose proof of correct encryption verified (or that needs none): the only kind
+/// [`ServerModel::answer`] and [`ServerModel::answer_label`] accept.
+pub struct VerifiedInput<'a>(&'a EncryptedInput);
+
+impl<'a> VerifiedInput<'a> {
+    /// Test and benchmark hook: treat an honestly made input as checked without spending the
+    /// verification (≈ 150 ms) on it. The worker never calls this; it answers only what
+    /// [`ServerModel::verify_input`] returns.
+    #[doc(hidden)]
+    pub fn assume_verified(input: &'a EncryptedInput) -> Self {
+        Self(input)
+    }
 }
 
 // Weights are secret: Debug prints shapes only, so a stray `{:?}` cannot leak them to logs.
@@ -47,6 +63,7 @@ impl std::fmt::Debug for ServerModel {
 struct ServerModelWire {
     spec: ClientSpec,
     body: QuantBody,
+    crs: Option<Vec<u8>>,
 }
 
 /// An evaluation key expanded and converted to the Fourier domain: what the server keeps per
@@ -64,20 +81,93 @@ impl ServerModel {
         Self::from_quantised(&q)
     }
 
+    /// The model without input proofs. A linear model must get them
+    /// ([`Self::with_input_proofs`]) before a worker can answer with it.
     pub fn from_quantised(q: &Quantised) -> Result<Self> {
-        Self::new(ClientSpec::from_quantised(q), q.body.clone())
+        Self::new(ClientSpec::from_quantised(q), q.body.clone(), None)
     }
 
-    fn new(spec: ClientSpec, body: QuantBody) -> Result<Self> {
+    /// Linear models: generate the input-proof CRS and record its hash and the encoding offset
+    /// in the spec (which changes the spec id and the commitment). Seconds of work (see
+    /// `docs/benchmarks.md`), so it is a separate step. Networks are returned unchanged.
+    pub fn with_input_proofs(self) -> Result<Self> {
+        if !matches!(self.body, QuantBody::Linear { .. }) || self.crs.is_some() {
+            return Ok(self);
+        }
+        let mut spec = self.spec;
+        let qmax = spec.input.qmax;
+        // Smallest b with 2^b > 2·qmax: [0, 2^b) holds x + qmax for every |x| ≤ qmax.
+        let bits = 64 - (2 * qmax.max(1) as u64).leading_zeros();
+        let crs = crate::proof::InputCrs::generate(spec.feature_count(), bits)?;
+        spec.input_proof = Some(crate::proof::InputProofSpec {
+            crs_hash: crs.hash(),
+            offset: qmax,
+            message_bits: bits,
+        });
+        Self::new(spec, self.body, Some(crs))
+    }
+
+    fn new(spec: ClientSpec, body: QuantBody, crs: Option<crate::proof::InputCrs>) -> Result<Self> {
         spec.validate()?;
         validate_body(&spec, &body)?;
+        let linear = matches!(body, QuantBody::Linear { .. });
+        let consistent = match (&spec.input_proof, &crs) {
+            (Some(p), Some(c)) => linear && p.crs_hash == c.hash(),
+            (None, None) => true,
+            _ => false,
+        };
+        if !consistent {
+            return Err(FheError::Corrupted {
+                kind: ObjectKind::ServerModel,
+                reason: "input-proof CRS missing or not the one the spec commits to".into(),
+            });
+        }
         let (luts, pre_luts) = build_luts(&spec, &body);
         Ok(Self {
             spec,
             body,
             luts,
             pre_luts,
+            crs,
         })
+    }
+
+    /// The CRS clients prove their inputs with (linear models); public.
+    pub fn input_crs(&self) -> Option<&crate::proof::InputCrs> {
+        self.crs.as_ref()
+    }
+
+    /// Check an input before anything is evaluated: its shape, and for linear models its
+    /// proof of correct encryption (values in the box, bounded noise, the public key it
+    /// carries well formed under the same secret). Verification costs tens to hundreds of
+    /// milliseconds; see `docs/fhe.md`.
+    pub fn verify_input<'a>(&self, input: &'a EncryptedInput) -> Result<VerifiedInput<'a>> {
+        input.check(&self.spec)?;
+        let Some(crs) = &self.crs else {
+            if matches!(self.body, QuantBody::Linear { .. }) {
+                return Err(FheError::InputRefused(
+                    "this linear model was compiled without input proofs and answers nothing"
+                        .into(),
+                ));
+            }
+            return Ok(VerifiedInput(input));
+        };
+        let proof = input.proof.as_deref().ok_or_else(|| {
+            FheError::InputRefused("this model needs a proof of correct encryption".into())
+        })?;
+        let glwe = crate::client::packed_glwe(&self.spec, input);
+        let (pk_mask, pk_body) = input.public_key.mask_and_body(self.spec.params);
+        crs.verify(
+            &crate::proof::Statement {
+                pk_mask: &pk_mask,
+                pk_body: &pk_body,
+                input_mask: glwe.get_mask().as_ref(),
+                bodies: &input.bodies,
+                spec_id: &input.spec_id,
+            },
+            proof,
+        )?;
+        Ok(VerifiedInput(input))
     }
 
     /// The public half to hand to clients.
@@ -95,9 +185,121 @@ impl ServerModel {
     }
 
     /// Largest |offset| [`Self::add_offset`] accepts: the centred output range minus what the
-    /// model itself can produce.
+    /// model itself can produce and minus the sanitisation flood (plus one unit of rounding),
+    /// so that a sanitised answer still decodes without wrapping.
     pub fn max_offset(&self) -> i64 {
-        (self.spec.output.slots / 2) as i64 - 1 - self.spec.output.max_abs
+        (self.spec.output.slots / 2) as i64
+            - 1
+            - self.spec.output.max_abs
+            - crate::sanitise::flood_output_units(&self.spec)
+            - 1
+    }
+
+    /// The flooding of this model's answers and the statistical distance it buys per answer
+    /// (`None`: the parameter set cannot afford a flood, see [`crate::sanitise`]).
+    pub fn flood_bound(&self) -> Option<crate::sanitise::FloodBound> {
+        let QuantBody::Linear { weights, .. } = &self.body else {
+            return None;
+        };
+        let weight_sum = weights
+            .iter()
+            .map(|w| w.iter().map(|v| v.unsigned_abs()).sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let weight_l2 = weights
+            .iter()
+            .map(|w| w.iter().map(|&v| (v * v) as f64).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
+        crate::sanitise::flood_bound(&self.spec, weight_sum, weight_l2)
+    }
+
+    /// What the worker returns to a client: the evaluation, plus the DP offsets (output grid
+    /// units, see [`Self::add_offset`]), sanitised with the client's public key (which travels
+    /// with the input) so that the ciphertext reveals nothing about the weights beyond the
+    /// noised output. See [`crate::sanitise`] for the argument and its scope.
+    pub fn answer(
+        &self,
+        input: &VerifiedInput,
+        key: Option<&ServerKey>,
+        offsets: &[i64],
+    ) -> Result<EncryptedOutput> {
+        let input = input.0;
+        if self.spec.answers_are_labels() {
+            return Err(FheError::LabelAnswer(
+                "a network answers with a label: use answer_label".into(),
+            ));
+        }
+        let mut out = self.evaluate(input, key)?;
+        self.add_offset(&mut out, offsets)?;
+        crate::sanitise::sanitise(&mut out, &input.public_key, &self.spec)?;
+        Ok(out)
+    }
+
+    /// What the worker returns for a (binary) network: the class bit, not the scores. The
+    /// score ciphertext's noise comes from bootstraps under the client's own key and is as
+    /// large as one output unit, so it cannot be flooded; the label can:
+    ///
+    /// 1. evaluate, shift by half a unit (a logit of exactly 0 is class 0, as in the clear
+    ///    model), key-switch and bootstrap a constant table: the sign, as ±1/8 of the torus;
+    /// 2. if `flip` (the worker's randomised response), negate it;
+    /// 3. [`crate::sanitise::LABEL_ROUNDS`] times: rerandomise with the client's public key,
+    ///    flood the body with a uniform on ±2^60, key-switch, bootstrap the same table.
+    ///
+    /// Each round's output depends on its input only through the bit, up to the statistical
+    /// distance in [`crate::sanitise::LabelBound`].
+    pub fn answer_label(
+        &self,
+        input: &VerifiedInput,
+        key: &ServerKey,
+        flip: bool,
+    ) -> Result<EncryptedOutput> {
+        let input = input.0;
+        if !self.spec.answers_are_labels() || self.spec.output.count() != 1 {
+            return Err(FheError::LabelAnswer(format!(
+                "label answers need a binary network ({} outputs)",
+                self.spec.output.count()
+            )));
+        }
+        let ksk = key.ksk.as_ref().ok_or(FheError::MissingEvaluationKey)?;
+        let mut ct = self.evaluate(input, Some(key))?.data;
+        let p = self.spec.params.params();
+        let body = ct.len() - 1;
+        ct[body] = ct[body].wrapping_sub(self.spec.output_delta / 2);
+        let lut = sign_lut(&self.spec);
+        let mut bit = self.key_switch_and_bootstrap(&ct, ksk, &lut, key);
+        if flip {
+            bit.iter_mut().for_each(|c| *c = c.wrapping_neg());
+        }
+        let mut sanitiser = crate::sanitise::Sanitiser::new(&input.public_key, &self.spec)?;
+        for _ in 0..crate::sanitise::LABEL_ROUNDS {
+            sanitiser.apply(&mut bit, Some(crate::sanitise::LABEL_LOG2_FLOOD));
+            bit = self.key_switch_and_bootstrap(&bit, ksk, &lut, key);
+        }
+        Ok(EncryptedOutput {
+            spec_id: self.spec.id(),
+            lwe_size: p.big_lwe_dimension().to_lwe_size().0,
+            data: bit,
+        })
+    }
+
+    /// Key switch one big-key ciphertext to the small key and bootstrap it with `lut`.
+    fn key_switch_and_bootstrap(
+        &self,
+        big: &[u64],
+        ksk: &LweKeyswitchKeyOwned<u64>,
+        lut: &[u64],
+        key: &ServerKey,
+    ) -> Vec<u64> {
+        let p = self.spec.params.params();
+        let modulus = p.ciphertext_modulus();
+        let ct = LweCiphertext::from_container(big, modulus);
+        let mut small = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), modulus);
+        keyswitch_lwe_ciphertext(ksk, &ct, &mut small);
+        let accs = vec![small.into_container()];
+        let luts = vec![vec![lut.to_vec()]];
+        self.bootstrap(&accs, &[(0, 0)], &luts, key)
+            .pop()
+            .unwrap_or_default()
     }
 
     pub fn bootstrap_count(&self) -> usize {
@@ -137,6 +339,7 @@ impl ServerModel {
             &ServerModelWire {
                 spec: self.spec.clone(),
                 body: self.body.clone(),
+                crs: self.crs.as_ref().map(|c| c.raw().to_vec()),
             },
         )
     }
@@ -144,7 +347,11 @@ impl ServerModel {
     /// Inverse of [`Self::canonical_bytes`]; validates the model.
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
         let w: ServerModelWire = serial::decode(ObjectKind::ServerModel, bytes)?;
-        Self::new(w.spec, w.body)
+        let crs = match (&w.spec.input_proof, w.crs) {
+            (Some(p), Some(raw)) => Some(crate::proof::InputCrs::from_inner(raw, &p.crs_hash)?),
+            _ => None,
+        };
+        Self::new(w.spec, w.body, crs)
     }
 
     /// BLAKE2b-256 over the canonical encoding: what gets registered on chain.
@@ -207,7 +414,10 @@ impl ServerModel {
         })
     }
 
-    /// Evaluate the model on an encrypted input.
+    /// Evaluate the model on an encrypted input. The result is **not sanitised**: its mask and
+    /// noise depend on the weights. Never hand it to a client; [`Self::answer`] is what the
+    /// worker returns. Public for tests, benchmarks and the attack test that keeps this path
+    /// honest.
     pub fn evaluate(
         &self,
         input: &EncryptedInput,
@@ -468,9 +678,13 @@ impl ServerModel {
                 }
             }
             {
+                // Proven inputs encrypt x + offset: Σ w_j·(x_j + offset) − offset·Σ w_j.
+                let shift = self.spec.input_offset().wrapping_mul(w.iter().sum::<i64>());
                 let mut pb = prod.get_mut_body();
                 let c0 = &mut pb.as_mut()[0];
-                *c0 = c0.wrapping_add((b as u64).wrapping_mul(self.spec.input_delta));
+                *c0 = c0.wrapping_add(
+                    (b.wrapping_sub(shift) as u64).wrapping_mul(self.spec.input_delta),
+                );
             }
             let mut lwe = LweCiphertext::new(0u64, LweSize(out_size), modulus);
             extract_lwe_sample_from_glwe_ciphertext(&prod, &mut lwe, MonomialDegree(0));
@@ -506,6 +720,16 @@ impl ServerModel {
         }
         Ok(())
     }
+}
+
+/// A constant table of +1/8: the negacyclic bootstrap returns +1/8 for a phase in [0, ½) and
+/// −1/8 for [½, 1), i.e. the sign.
+fn sign_lut(spec: &ClientSpec) -> Vec<u64> {
+    let p = spec.params.params();
+    let (n, k) = (p.polynomial_size.0, p.glwe_dimension.0);
+    let mut glwe = vec![0u64; (k + 1) * n];
+    glwe[k * n..].fill(crate::sanitise::LABEL_BIT);
+    glwe
 }
 
 /// Σ_j w_j·ct_j + b·Δ over LWE ciphertexts (levelled, no noise beyond the weights').

@@ -5,6 +5,7 @@
 //! | `GET /health` | anyone | chain position, installed models, backlog |
 //! | `GET /metrics` | anyone | Prometheus text |
 //! | `GET /v1/models/{id}/spec` | anyone | the public `ClientSpec` (no weights) |
+//! | `GET /v1/models/{id}/crs` | anyone | a linear model's input-proof CRS (its hash is in the spec) |
 //! | `PUT /v1/models/{id}` | the model's on-chain owner | install the server half |
 //! | `PUT /v1/models/{id}/eval-key` | any account | upload its evaluation key |
 //! | `PUT /v1/models/{id}/inputs/{commitment}` | any account | upload an input ciphertext |
@@ -109,6 +110,7 @@ pub fn router(worker: Shared) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/models/{id}/spec", get(spec))
+        .route("/v1/models/{id}/crs", get(crs))
         .route(
             "/v1/models/{id}",
             put(install).layer(DefaultBodyLimit::max(limits.max_model_bytes)),
@@ -227,6 +229,19 @@ async fn spec(State(w): State<Shared>, Path(id): Path<String>) -> Result<Respons
     Ok(res)
 }
 
+async fn crs(State(w): State<Shared>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let id = model_id(&id)?;
+    let model = w.model(id)?;
+    let Some(crs) = model.server.input_crs() else {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "no_input_proofs",
+            format!("model {id} takes no input proofs"),
+        ));
+    };
+    Ok(crs.to_bytes().into_response())
+}
+
 async fn install(
     State(w): State<Shared>,
     Path(id): Path<String>,
@@ -288,6 +303,27 @@ async fn install(
             StatusCode::CONFLICT,
             "commitment_mismatch",
             "the model's commitment differs from the weights commitment on chain",
+        ));
+    }
+    let spec = server.client_spec();
+    if !spec.answers_are_labels() && spec.input_proof.is_none() {
+        // It could answer nothing: every input would be refused for want of a proof.
+        return Err(Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "input_proofs_missing",
+            "a linear model must be compiled with input proofs (ServerModel::with_input_proofs)",
+        ));
+    }
+    let mechanism = crate::dp::Mechanism::for_accounting(&info.policy.accounting);
+    if let Err(e) =
+        crate::worker::check_noise_fits(&server, mechanism, info.policy.epsilon_per_query)
+    {
+        // Noise is never clamped: a policy whose noise does not fit is refused here, with the
+        // smallest ε that would fit.
+        return Err(Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "noise_does_not_fit",
+            e.to_string(),
         ));
     }
     let record = ModelRecord {

@@ -134,6 +134,23 @@ impl WorkerApi {
         Ok((bytes.to_vec(), commitment))
     }
 
+    /// A linear model's input-proof CRS (public; the client checks it against the spec).
+    pub async fn crs(&self, model_id: u32) -> Result<Vec<u8>, ApiClientError> {
+        let res = self
+            .send(
+                Method::GET,
+                &format!("/v1/models/{model_id}/crs"),
+                None,
+                vec![],
+            )
+            .await?;
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| ApiClientError::Protocol(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
     pub async fn install(
         &self,
         owner: &Keypair,

@@ -20,13 +20,80 @@
 
 use dashu::integer::{IBig, UBig};
 use dashu::rational::RBig;
-use opendp::traits::samplers::{sample_discrete_gaussian, sample_discrete_laplace};
+use opendp::traits::samplers::{
+    sample_bernoulli_rational, sample_discrete_gaussian, sample_discrete_laplace,
+};
 
 /// Micro-ε per ε: the chain's fixed-point unit.
 pub const MICRO: u64 = 1_000_000;
 
 /// Failure probability [`NoisePlan::tail_bound`] is computed for: 2^-40.
 pub const TAIL_LOG2: u32 = 40;
+
+/// Micro-ε as a decimal ε ("1.5", "0.000001"), for messages.
+pub fn format_micro(micro: u64) -> String {
+    let (whole, frac) = (micro / MICRO, micro % MICRO);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let f = format!("{frac:06}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+/// Randomised response on a class label (networks answer with labels): flip with probability
+/// exactly 1/(1 + e^ε). For any two neighbouring training sets the released label's
+/// probabilities differ by a factor ≤ e^ε whatever the two models' labels are, so it is ε-DP
+/// (and, like every ε-DP mechanism, ε²/2-zCDP: what the chain charges in either mode). Needs no
+/// output headroom.
+///
+/// Exact: loop { with probability ½ keep; else flip with probability e^(−ε) }, which stops
+/// with a flip with probability e^(−ε)/(1 + e^(−ε)); Bernoulli(e^(−ε)) is CKS20's exact
+/// algorithm on OpenDP's rational Bernoulli sampler (OpenSSL CSPRNG).
+pub fn sample_label_flip(epsilon_micro: u64) -> Result<bool, DpError> {
+    if epsilon_micro == 0 {
+        return Err(DpError::ZeroEpsilon);
+    }
+    let eps = RBig::from_parts(IBig::from(epsilon_micro), UBig::from(MICRO));
+    let half = RBig::from_parts(IBig::from(1u8), UBig::from(2u8));
+    loop {
+        if bernoulli(half.clone())? {
+            return Ok(false);
+        }
+        if bernoulli_exp_neg(eps.clone())? {
+            return Ok(true);
+        }
+    }
+}
+
+fn bernoulli(p: RBig) -> Result<bool, DpError> {
+    sample_bernoulli_rational(p).map_err(|e| DpError::LabelSampler(e.to_string()))
+}
+
+/// Bernoulli(e^(−x)) for rational x ≥ 0 (Canonne–Kamath–Steinke 2020, Algorithm 1).
+fn bernoulli_exp_neg(x: RBig) -> Result<bool, DpError> {
+    let one = RBig::from(1u8);
+    let mut x = x;
+    // e^(−x) = e^(−1)^⌊x⌋ · e^(−(x−⌊x⌋)).
+    while x > one {
+        if !bernoulli_exp_neg_unit(one.clone())? {
+            return Ok(false);
+        }
+        x -= one.clone();
+    }
+    bernoulli_exp_neg_unit(x)
+}
+
+/// Bernoulli(e^(−x)) for x in [0, 1]: the parity of the first K with Bernoulli(x/K) = 0.
+fn bernoulli_exp_neg_unit(x: RBig) -> Result<bool, DpError> {
+    let mut k = 1u64;
+    loop {
+        let p = x.clone() / RBig::from(k);
+        if !bernoulli(p)? {
+            return Ok(k % 2 == 1);
+        }
+        k += 1;
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {
@@ -37,6 +104,14 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// The mechanism that matches the chain's accounting mode.
+    pub fn for_accounting(a: &crate::chain::Accounting) -> Self {
+        match a {
+            crate::chain::Accounting::PureEpsilon => Self::DiscreteLaplace,
+            crate::chain::Accounting::Zcdp { .. } => Self::DiscreteGaussian,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::DiscreteLaplace => "discrete Laplace",
@@ -62,6 +137,8 @@ pub enum DpError {
         mechanism: Mechanism,
         reason: String,
     },
+    #[error("randomised-response sampler failed (no output released): {0}")]
+    LabelSampler(String),
     #[error("{mechanism} noise value {value} does not fit in an i64")]
     OutOfRange { mechanism: Mechanism, value: String },
 }
@@ -159,23 +236,39 @@ impl NoisePlan {
         max_offset >= 0 && self.tail_bound() <= max_offset as u64
     }
 
-    /// Clamp every value to `[-max_abs, max_abs]` (a negative `max_abs` counts as 0) and
-    /// return how many were changed.
-    ///
-    /// Clamping is post-processing of an already private value and uses no private data, so
-    /// the ε / ρ guarantee is unchanged; only the noise distribution (utility and the
-    /// unbiasedness of the result) is affected. It is the caller's decision whether to clamp
-    /// or to refuse the query: [`Self::sample`] never clips.
-    pub fn clamp_to(&self, noise: &mut [i64], max_abs: i64) -> usize {
-        let m = max_abs.max(0);
-        let mut clamped = 0;
-        for v in noise.iter_mut() {
-            if v.unsigned_abs() > m as u64 {
-                *v = if *v < 0 { -m } else { m };
-                clamped += 1;
-            }
+    /// The smallest per-query ε (micro-ε, rounded up) at which a plan with this mechanism and
+    /// sensitivity fits `max_offset` with tail ≤ 2^-40, or `None` if none does (no headroom, or
+    /// the answer would not fit an u64). Noise is never clamped: a plan that does not fit is
+    /// refused instead, because truncating a draw before adding it is a different mechanism
+    /// (at best (ε, δ) with δ = P(|Z| > M)), not post-processing.
+    pub fn min_fitting_epsilon_micro(
+        mechanism: Mechanism,
+        sensitivity_grid: u64,
+        max_offset: i64,
+    ) -> Option<u64> {
+        if max_offset <= 0 || sensitivity_grid == 0 {
+            return None;
         }
-        clamped
+        let k = f64::from(TAIL_LOG2 + 1) * std::f64::consts::LN_2;
+        let factor = match mechanism {
+            Mechanism::DiscreteLaplace => k,
+            Mechanism::DiscreteGaussian => (2.0 * k).sqrt(),
+        };
+        // Closed form first, then walk up: `tail_bound` (rounded up, with its float margin) is
+        // the judge, so the answer is the exact smallest micro-ε it accepts.
+        let guess = factor * sensitivity_grid as f64 * MICRO as f64 / max_offset as f64;
+        if !guess.is_finite() || guess >= u64::MAX as f64 / 2.0 {
+            return None;
+        }
+        let mut eps = (guess.floor() as u64).saturating_sub(2).max(1);
+        for _ in 0..64 {
+            let plan = Self::new(mechanism, sensitivity_grid, eps).ok()?;
+            if plan.fits_headroom(max_offset) {
+                return Some(eps);
+            }
+            eps = eps.checked_add(1)?;
+        }
+        None
     }
 }
 
@@ -472,14 +565,48 @@ mod tests {
     }
 
     #[test]
-    fn clamp_counts_and_preserves_in_range_values() {
-        let plan = NoisePlan::new(Mechanism::DiscreteLaplace, 1, MICRO).unwrap();
-        let mut v = vec![-12, -5, 0, 4, 5, 6, i64::MIN, i64::MAX];
-        assert_eq!(plan.clamp_to(&mut v, 5), 4);
-        assert_eq!(v, vec![-5, -5, 0, 4, 5, 5, -5, 5]);
-        let mut v = vec![3, -3, 0];
-        assert_eq!(plan.clamp_to(&mut v, -1), 2);
-        assert_eq!(v, vec![0, 0, 0]);
+    fn label_flip_rate_is_one_over_one_plus_e_to_the_epsilon() {
+        // ε = 1: p = 0.26894; ε = 0.3: p = 0.42556; ε = 2.5: p = 0.07586. 4,000 draws each;
+        // a 5-σ band (σ ≤ 0.0079) catches a wrong formula (e.g. e^(−ε) alone: 0.368).
+        for (eps, p) in [
+            (MICRO, 0.268_941),
+            (300_000, 0.425_557),
+            (2_500_000, 0.075_858),
+        ] {
+            let n = 4000;
+            let flips = (0..n).filter(|_| sample_label_flip(eps).unwrap()).count();
+            let rate = flips as f64 / n as f64;
+            let sd = (p * (1.0 - p) / n as f64).sqrt();
+            assert!((rate - p).abs() < 5.0 * sd, "ε={eps}: {rate} vs {p}");
+        }
+        assert!(matches!(sample_label_flip(0), Err(DpError::ZeroEpsilon)));
+    }
+
+    #[test]
+    fn smallest_fitting_epsilon_is_exact() {
+        for mech in [Mechanism::DiscreteLaplace, Mechanism::DiscreteGaussian] {
+            for (sens, headroom) in [(1u64, 100i64), (372, 20), (50_603, 133_935_000), (7, 7)] {
+                let e = NoisePlan::min_fitting_epsilon_micro(mech, sens, headroom).unwrap();
+                let fits = NoisePlan::new(mech, sens, e).unwrap();
+                assert!(
+                    fits.fits_headroom(headroom),
+                    "{mech} {sens} {headroom}: {e}"
+                );
+                if e > 1 {
+                    let below = NoisePlan::new(mech, sens, e - 1).unwrap();
+                    assert!(
+                        !below.fits_headroom(headroom),
+                        "{mech} {sens}: {e} not minimal"
+                    );
+                }
+            }
+            assert_eq!(NoisePlan::min_fitting_epsilon_micro(mech, 5, 0), None);
+            assert_eq!(NoisePlan::min_fitting_epsilon_micro(mech, 5, -3), None);
+        }
+        // The wave-1 demo MLP: Δ = 2·186 grid units, headroom ±20. At ε = 1 the Laplace tail
+        // bound is 10 571 units, so clamping to ±20 changed almost every draw; now refused.
+        let e = NoisePlan::min_fitting_epsilon_micro(Mechanism::DiscreteLaplace, 372, 20).unwrap();
+        assert!(e > 500 * MICRO, "{e}");
     }
 
     #[test]

@@ -270,7 +270,7 @@ pub fn retrain(recipe: &TrainingRecipe) -> Result<(ServerModel, [u8; 32]), Worke
         clip_norm: recipe.clip_norm,
     };
     let model = train_logistic_regression(&ds, &cfg)?;
-    let server = ServerModel::compile(&model, &ds, &QuantConfig::default())?;
+    let server = ServerModel::compile(&model, &ds, &QuantConfig::default())?.with_input_proofs()?;
     let mut commit = Vec::with_capacity(64 + 4 * k);
     commit.extend_from_slice(b"smidl/dataset/v1");
     commit.extend_from_slice(&chain::blake2_256(&recipe.csv));

@@ -3,7 +3,8 @@
 //! For each job, in order: check the request is still pending on chain; reuse a stored result
 //! if one exists (a restart never draws fresh noise for the same request); otherwise load the
 //! stored ciphertext filed under the on-chain input commitment, check its BLAKE2-256, parse it,
-//! evaluate the model, add DP noise, store the encrypted result; then submit `submit_result`
+//! evaluate the model, add DP noise, sanitise the ciphertext (`ServerModel::answer`), store the
+//! encrypted result; then submit `submit_result`
 //! (or `reject_request` with the reason, which refunds the client) and mark the job submitted.
 //! Settlement happens in the follower, on finalized blocks only.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use smidl_fhe::EncryptedInput;
 use tokio::sync::Semaphore;
 
-use crate::chain::{self, read, smidl, Accounting, ChainError, RejectReason, RequestStatus, Wait};
+use crate::chain::{self, read, smidl, ChainError, RejectReason, RequestStatus, Wait};
 use crate::dp::Mechanism;
 use crate::store::{Job, JobState, StoredResult};
 use crate::worker::{Worker, WorkerError};
@@ -99,10 +100,7 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
     let verdict = match worker.store.result(job.request_id)? {
         Some(stored) => Verdict::Result(stored),
         None => {
-            let mechanism = match model_info.policy.accounting {
-                Accounting::PureEpsilon => Mechanism::DiscreteLaplace,
-                Accounting::Zcdp { .. } => Mechanism::DiscreteGaussian,
-            };
+            let mechanism = Mechanism::for_accounting(&model_info.policy.accounting);
             let epsilon = model_info.policy.epsilon_per_query;
             let (w, j) = (worker.clone(), job.clone());
             let started = Instant::now();
@@ -157,6 +155,12 @@ pub fn evaluate(
         Ok(i) => i,
         Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
     };
+    // Before anything is evaluated: a linear model's input must prove it encrypts values in
+    // the published box (the sensitivity bound and the sanitisation assume it).
+    let input = match model.server.verify_input(&input) {
+        Ok(i) => i,
+        Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
+    };
     let key = if spec.needs_evaluation_key() {
         let Some(expected) = job.eval_key_commitment else {
             return Ok(Verdict::Reject(
@@ -186,38 +190,59 @@ pub fn evaluate(
     } else {
         None
     };
-    let mut output = match model.server.evaluate(&input, key.as_deref()) {
-        Ok(o) => o,
-        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
-    };
+    if spec.answers_are_labels() {
+        // Networks: randomised response on the label, then the label's sanitising rounds.
+        let Some(key) = key.as_deref() else {
+            return Ok(Verdict::Reject(
+                R::EvalKeyMissing,
+                "no evaluation key".into(),
+            ));
+        };
+        let flip = match crate::dp::sample_label_flip(epsilon_micro) {
+            Ok(f) => f,
+            Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+        };
+        return Ok(match model.server.answer_label(&input, key, flip) {
+            Ok(o) => result(job, o.to_bytes(spec)),
+            Err(e) => Verdict::Reject(R::EvaluationFailed, e.to_string()),
+        });
+    }
+    if let Err(e) = model.check_noise_fits(mechanism, epsilon_micro) {
+        // Install refuses such policies; reaching this means the policy changed under us.
+        return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string()));
+    }
     let plans = match model.noise_plans(mechanism, epsilon_micro) {
         Ok(p) => p,
         Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
     };
-    let max = model.server.max_offset();
     let mut noise = Vec::with_capacity(plans.len());
     for plan in &plans {
-        let mut one = match plan.sample(1) {
-            Ok(n) => n,
+        match plan.sample(1) {
+            Ok(n) => noise.extend(n),
             Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
-        };
-        // Clamping to the decodable range is post-processing: the guarantee is unchanged.
-        plan.clamp_to(&mut one, max);
-        noise.extend(one);
+        }
     }
-    if let Err(e) = model.server.add_offset(&mut output, &noise) {
-        return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string()));
-    }
+    // Evaluate, add the noise, then sanitise with the client's public key: the returned
+    // ciphertext reveals nothing about the weights beyond the noised output. A draw beyond the
+    // headroom (probability ≤ 2^-40 after the check above) is refused by `add_offset`, never
+    // clamped.
+    let output = match model.server.answer(&input, key.as_deref(), &noise) {
+        Ok(o) => o,
+        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
+    };
     // The noise values are secret (they would let a client strip the noise): not logged.
-    let bytes = output.to_bytes(spec);
-    Ok(Verdict::Result(StoredResult {
+    Ok(result(job, output.to_bytes(spec)))
+}
+
+fn result(job: &Job, bytes: Vec<u8>) -> Verdict {
+    Verdict::Result(StoredResult {
         request_id: job.request_id,
         model_id: job.model_id,
         epoch: job.epoch,
         requester: job.requester,
         output_commitment: chain::blake2_256(&bytes),
         output: bytes,
-    }))
+    })
 }
 
 /// Submits the verdict and records the job as submitted.

@@ -86,15 +86,101 @@ impl LoadedModel {
         mechanism: Mechanism,
         epsilon_micro: u64,
     ) -> Result<Vec<NoisePlan>, crate::dp::DpError> {
-        let m = self.sensitivity.len().max(1) as u64;
-        let factor = match mechanism {
-            Mechanism::DiscreteLaplace => m,
-            Mechanism::DiscreteGaussian => ceil_sqrt(m),
-        };
-        self.sensitivity
-            .iter()
-            .map(|&d| NoisePlan::new(mechanism, d.max(1).saturating_mul(factor), epsilon_micro))
-            .collect()
+        noise_plans(&self.sensitivity, mechanism, epsilon_micro)
+    }
+}
+
+/// Why a model's noise plan is refused: at the per-query ε the 2^-40 tail of the noise does
+/// not fit the output headroom, and noise is never clamped (see `dp::NoisePlan`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{mechanism} noise at ε = {epsilon} per query does not fit the model's output headroom of \
+     ±{max_offset} grid units (2^-40 tail bound {tail} units); {}",
+    match .min_epsilon_micro {
+        Some(e) => format!("the smallest ε that fits is {}", crate::dp::format_micro(*e)),
+        None => "no ε fits".to_string(),
+    }
+)]
+pub struct NoiseDoesNotFit {
+    pub mechanism: Mechanism,
+    pub epsilon: String,
+    pub max_offset: i64,
+    pub tail: u64,
+    /// Smallest per-query micro-ε whose plan fits, if any.
+    pub min_epsilon_micro: Option<u64>,
+}
+
+impl LoadedModel {
+    /// Refuses a policy whose noise would not fit: checked at install and before every answer.
+    pub fn check_noise_fits(
+        &self,
+        mechanism: Mechanism,
+        epsilon_micro: u64,
+    ) -> Result<(), NoiseDoesNotFit> {
+        check_noise_fits(&self.server, mechanism, epsilon_micro)
+    }
+}
+
+/// [`LoadedModel::check_noise_fits`] for a model that is not loaded (the CLI checks before
+/// registering).
+pub fn check_noise_fits(
+    server: &ServerModel,
+    mechanism: Mechanism,
+    epsilon_micro: u64,
+) -> Result<(), NoiseDoesNotFit> {
+    if server.client_spec().answers_are_labels() {
+        // Networks answer with a randomised-response label: no headroom needed.
+        return Ok(());
+    }
+    let sensitivity = server.output_sensitivity().grid_units;
+    let max_offset = server.max_offset();
+    let plans = noise_plans(&sensitivity, mechanism, epsilon_micro).ok();
+    let worst = plans
+        .as_ref()
+        .map(|p| p.iter().map(|x| x.tail_bound()).max().unwrap_or(0))
+        .unwrap_or(u64::MAX);
+    if plans.is_some() && max_offset >= 0 && worst <= max_offset as u64 {
+        return Ok(());
+    }
+    // The smallest ε for the whole vector: the largest per-head requirement, times the split.
+    let factor = split_factor(sensitivity.len(), mechanism);
+    let min = sensitivity
+        .iter()
+        .map(|&d| {
+            NoisePlan::min_fitting_epsilon_micro(
+                mechanism,
+                d.max(1).saturating_mul(factor),
+                max_offset,
+            )
+        })
+        .try_fold(0u64, |acc, e| e.map(|e| acc.max(e)));
+    Err(NoiseDoesNotFit {
+        mechanism,
+        epsilon: crate::dp::format_micro(epsilon_micro),
+        max_offset,
+        tail: worst,
+        min_epsilon_micro: min,
+    })
+}
+
+/// Per-head plans: with m heads each gets ε/m (Laplace) or ρ/m (Gaussian, σ scaled by ⌈√m⌉).
+fn noise_plans(
+    sensitivity: &[u64],
+    mechanism: Mechanism,
+    epsilon_micro: u64,
+) -> Result<Vec<NoisePlan>, crate::dp::DpError> {
+    let factor = split_factor(sensitivity.len(), mechanism);
+    sensitivity
+        .iter()
+        .map(|&d| NoisePlan::new(mechanism, d.max(1).saturating_mul(factor), epsilon_micro))
+        .collect()
+}
+
+fn split_factor(heads: usize, mechanism: Mechanism) -> u64 {
+    let m = heads.max(1) as u64;
+    match mechanism {
+        Mechanism::DiscreteLaplace => m,
+        Mechanism::DiscreteGaussian => ceil_sqrt(m),
     }
 }
 

@@ -121,8 +121,8 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     let session = keys::session(bob, reg.model_id).await?;
     let before = spent(bob, reg.model_id).await.unwrap_or((0, 0));
     // Bytes filed under another ciphertext's commitment.
-    let a = session.key.encrypt(&reg.dataset.test_x[0])?.to_bytes();
-    let b = session.key.encrypt(&reg.dataset.test_x[1])?.to_bytes();
+    let a = session.encrypt(&reg.dataset.test_x[0])?.to_bytes();
+    let b = session.encrypt(&reg.dataset.test_x[1])?.to_bytes();
     let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&b), a).await?;
     match infer::wait_settled(bob, id, block, block + 50).await? {
         Settled::Rejected { reason, .. } => {
@@ -140,6 +140,22 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     } = settled
     else {
         bail!("malformed input: {settled:?}");
+    };
+    ensure!(reason.contains("MalformedInput"), "got {reason}");
+    infer::wait_finalized(bob, done).await?;
+    // Out of the published box: x = 1000·qmax·e_3 would answer 1000·qmax·w_3. It cannot be
+    // proven, so it goes without a proof; the worker refuses it and the chain refunds it.
+    let mut x = vec![0i64; session.spec.feature_count()];
+    x[3] = 1000 * session.spec.input.qmax;
+    let crafted = session.key.encrypt_quantised(&x)?.to_bytes();
+    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&crafted), crafted).await?;
+    let settled = infer::wait_settled(bob, id, block, block + 50).await?;
+    let Settled::Rejected {
+        block: done,
+        reason,
+    } = settled
+    else {
+        bail!("out-of-range input: {settled:?}");
     };
     ensure!(reason.contains("MalformedInput"), "got {reason}");
     infer::wait_finalized(bob, done).await?;
@@ -288,7 +304,7 @@ async fn crash_recovery(
     // The requester can still fetch and decrypt a result produced across the restart.
     let r = bob.worker.result(&bob.key, ids[2]).await?;
     let out = smidl_fhe::EncryptedOutput::from_bytes(&r.bytes, &s_bob.spec)?;
-    s_bob.key.decrypt(&out)?;
+    s_bob.key.decrypt_answer(&out)?;
     // Nobody else can.
     match charlie.worker.result(&charlie.key, ids[2]).await {
         Err(e) if e.code() == Some("not_requester") => {}

@@ -20,6 +20,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
+/// The clear integer model's class for its raw outputs.
+fn clear_class(spec: &smidl_fhe::ClientSpec, raw: &[i64]) -> usize {
+    let values: Vec<f64> = raw
+        .iter()
+        .zip(spec.output_scale())
+        .map(|(&v, s)| v as f64 * s)
+        .collect();
+    smidl_fhe::client::decode_scores(spec.output.decode, &values).class
+}
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -39,6 +49,10 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     let q = quantise(model, &ds, &QuantConfig::default())?;
     let server = ServerModel::from_quantised(&q)?;
     let compile_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let server = server.with_input_proofs()?;
+    let crs_s = t.elapsed().as_secs_f64();
+    let crs_bytes = server.input_crs().map_or(0, |c| c.to_bytes().len());
     let spec = server.client_spec().clone();
     let float_acc = model.accuracy(&ds.test_x, &ds.test_y);
     let clear_acc = q.accuracy(&ds.test_x, &ds.test_y)?;
@@ -59,36 +73,70 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     let prepare_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let n = samples.min(ds.test_x.len());
-    let (mut enc_ms, mut dec_ms, mut srv_ms) = (vec![], vec![], vec![]);
+    let (mut enc_ms, mut dec_ms, mut srv_ms, mut verify_ms) = (vec![], vec![], vec![], vec![]);
     let (mut in_bytes, mut out_bytes) = (0, 0);
     let (mut fhe_ok, mut mismatch) = (0usize, 0usize);
+    let flood_units = smidl_fhe::sanitise::flood_output_units(&spec);
+    let mut max_dev = 0i64;
+    let pubkey_bytes = ck.public_key().size_bytes();
     for (x, &y) in ds.test_x.iter().zip(&ds.test_y).take(n) {
+        // Linear models: encryption includes the proof of correct encryption.
         let t = Instant::now();
-        let ct = ck.encrypt(x)?;
+        let ct = match server.input_crs() {
+            Some(crs) => ck.encrypt_proven(x, crs)?,
+            None => ck.encrypt(x)?,
+        };
         let wire_in = ct.to_bytes();
         enc_ms.push(t.elapsed().as_secs_f64() * 1e3);
         in_bytes = wire_in.len();
 
         let ct = EncryptedInput::from_bytes(&wire_in, &spec)?;
         let t = Instant::now();
-        let out = server.evaluate(&ct, skey.as_ref())?;
+        let ct = server.verify_input(&ct)?;
+        verify_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        // What the worker returns: evaluation, a zero DP offset, and sanitisation (the
+        // rerandomisation with the client's public key and the flood are timed with it).
+        let zero = vec![0i64; spec.output.count()];
+        let t = Instant::now();
+        let out = match (&skey, spec.answers_are_labels()) {
+            (Some(k), true) => server.answer_label(&ct, k, false)?,
+            _ => server.answer(&ct, skey.as_ref(), &zero)?,
+        };
         srv_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let wire_out = out.to_bytes(&spec);
         out_bytes = wire_out.len();
 
         let t = Instant::now();
         let out = EncryptedOutput::from_bytes(&wire_out, &spec)?;
-        let pred = ck.decrypt(&out)?;
+        let pred = ck.decrypt_answer(&out)?;
         dec_ms.push(t.elapsed().as_secs_f64() * 1e3);
 
-        if pred.raw != server.eval_clear(x)? {
+        // A mismatch is a decoding error: a label other than the clear model's, or a score
+        // further from the clear model's than the sanitisation flood (plus one unit) allows.
+        let clear = server.eval_clear(x)?;
+        if spec.answers_are_labels() {
+            if pred.class != clear_class(&spec, &clear) {
+                mismatch += 1;
+            }
+        } else if pred
+            .raw
+            .iter()
+            .zip(&clear)
+            .any(|(a, b)| (a - b).abs() > flood_units + 1)
+        {
             mismatch += 1;
         }
+        max_dev = pred
+            .raw
+            .iter()
+            .zip(&clear)
+            .map(|(a, b)| (a - b).abs())
+            .fold(max_dev, i64::max);
         if pred.class == y as usize {
             fhe_ok += 1;
         }
     }
-    for v in [&mut enc_ms, &mut dec_ms, &mut srv_ms] {
+    for v in [&mut enc_ms, &mut dec_ms, &mut srv_ms, &mut verify_ms] {
         v.sort_by(f64::total_cmp);
     }
     let fhe_acc = fhe_ok as f64 / n as f64;
@@ -103,8 +151,35 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     println!("  samples                    {n} of {}", ds.test_x.len());
     println!("  float accuracy             {float_acc:.4}");
     println!("  clear-quantised accuracy   {clear_acc:.4}");
-    println!("  FHE accuracy               {fhe_acc:.4}  (FHE != clear: {mismatch})");
+    println!(
+        "  FHE accuracy               {fhe_acc:.4}  (decoding errors: {mismatch}; largest |FHE - clear| \
+         {max_dev} units, flood bound {flood_units})"
+    );
+    println!("  public key                 {pubkey_bytes} B (travels with each input)");
+    if spec.answers_are_labels() {
+        let lb = smidl_fhe::sanitise::LabelBound::for_params(spec.params);
+        println!(
+            "  sanitisation               label answer: sign bootstrap + {} rounds (flood 2^{}), \
+             statistical distance per answer <= 2^{:.1}",
+            lb.rounds,
+            smidl_fhe::sanitise::LABEL_LOG2_FLOOD,
+            lb.statistical_distance().log2()
+        );
+    }
+    if let Some(fb) = server.flood_bound() {
+        println!(
+            "  sanitisation               flood 2^{} (hidden terms <= 2^{:.1}), statistical distance \
+             per answer <= 2^{:.1} (any client whose proof verifies: <= 2^{:.1})",
+            fb.log2_flood,
+            (fb.hidden_bound as f64).log2(),
+            fb.statistical_distance().log2(),
+            fb.proven_statistical_distance().log2()
+        );
+    }
     println!("  quantise+compile           {compile_s:.2} s");
+    if crs_bytes > 0 {
+        println!("  input-proof CRS            {crs_s:.2} s to generate, {crs_bytes} B");
+    }
     let keygen_total_ms = keygen_ms + evalkey_gen_ms;
     println!(
         "  client key generation      {keygen_total_ms:.1} ms (secret keys {keygen_ms:.1} ms, \
@@ -119,7 +194,14 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
         percentile(&enc_ms, 0.5),
         percentile(&dec_ms, 0.5)
     );
-    println!("  server evaluation          p50 {p50:.3} ms, p90 {p90:.3} ms");
+    println!(
+        "  server evaluation          p50 {p50:.3} ms, p90 {p90:.3} ms (evaluation, DP offset, \
+         sanitisation)"
+    );
+    println!(
+        "  input check (proof verify) p50 {:.3} ms (once per input, before evaluation)",
+        percentile(&verify_ms, 0.5)
+    );
     println!("  bootstraps per sample      {}", server.bootstrap_count());
     let md = server.metadata();
     if let Some(r) = md.clip_norm {
@@ -156,10 +238,13 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     println!("  peak RSS                   {rss:.0} MB");
     println!(
         "RESULT model={name} float_accuracy={float_acc:.4} clear_accuracy={clear_acc:.4} \
-         accuracy={fhe_acc:.4} fhe_mismatch={mismatch} samples={n} keygen_ms={keygen_total_ms:.1} \
-         evalkey_bytes={evalkey_bytes} input_bytes={in_bytes} output_bytes={out_bytes} \
+         accuracy={fhe_acc:.4} fhe_mismatch={mismatch} max_deviation_units={max_dev} samples={n} \
+         keygen_ms={keygen_total_ms:.1} evalkey_bytes={evalkey_bytes} pubkey_bytes={pubkey_bytes} \
+         input_bytes={in_bytes} output_bytes={out_bytes} sanitised=1 \
+         verify_ms_p50={:.3} crs_bytes={crs_bytes} crs_gen_s={crs_s:.2} \
          encrypt_ms_p50={:.3} decrypt_ms_p50={:.3} server_ms_p50={p50:.3} server_ms_p90={p90:.3} \
          bootstraps={} peak_rss_mb={rss:.0}",
+        percentile(&verify_ms, 0.5),
         percentile(&enc_ms, 0.5),
         percentile(&dec_ms, 0.5),
         server.bootstrap_count()

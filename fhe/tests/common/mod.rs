@@ -30,7 +30,10 @@ pub fn lr() -> &'static Setup {
             clip_norm: Some(8.0),
         };
         let m = train_logistic_regression(ds, &cfg).unwrap();
-        let server = ServerModel::compile(&m, ds, &QuantConfig::default()).unwrap();
+        let server = ServerModel::compile(&m, ds, &QuantConfig::default())
+            .unwrap()
+            .with_input_proofs()
+            .unwrap();
         let client = ClientKey::generate(server.client_spec()).unwrap();
         assert!(client.evaluation_key().is_none());
         Setup {
