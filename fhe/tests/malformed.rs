@@ -45,9 +45,11 @@ fn malformed_inputs() {
         Err(FheError::UnsupportedVersion { .. })
     ));
     // Right envelope, wrong number of ciphertexts.
+    // (spec id, seed, bodies, public key (seed, body), proof): the wire layout.
+    let pk = || (9u128, vec![0u64; 2048]);
     let short = serial::encode(
         ObjectKind::EncryptedInput,
-        &(spec.id(), 7u128, vec![1u64; 29]),
+        &(spec.id(), 7u128, vec![1u64; 29], pk(), None::<Vec<u8>>),
     );
     assert!(matches!(
         EncryptedInput::from_bytes(&short, spec),
@@ -56,7 +58,7 @@ fn malformed_inputs() {
     // Oversized: a body count beyond the envelope limit.
     let big = serial::encode(
         ObjectKind::EncryptedInput,
-        &(spec.id(), 7u128, vec![1u64; 9000]),
+        &(spec.id(), 7u128, vec![1u64; 9000], pk(), None::<Vec<u8>>),
     );
     assert!(matches!(
         EncryptedInput::from_bytes(&big, spec),
@@ -65,7 +67,7 @@ fn malformed_inputs() {
     // A length prefix lying about the element count.
     let mut lying = serial::encode(
         ObjectKind::EncryptedInput,
-        &(spec.id(), 7u128, vec![1u64; 30]),
+        &(spec.id(), 7u128, vec![1u64; 30], pk(), None::<Vec<u8>>),
     );
     let off = serial::HEADER_LEN + 8 + 16;
     lying[off..off + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
@@ -160,9 +162,12 @@ fn malformed_keys() {
         back.decrypt_raw(&out).unwrap(),
         m.client.decrypt_raw(&out).unwrap()
     );
+    // The GLWE secret key's last coefficient sits just before the public key (seed, length
+    // prefix, body); make it non-binary.
     let mut tampered = bytes.clone();
-    let last = tampered.len() - 1;
-    tampered[last - 7] = 5;
+    let pk_wire = m.client.public_key().size_bytes() + 8;
+    let at = tampered.len() - pk_wire - 8;
+    tampered[at] = 5;
     assert!(matches!(
         ClientKey::from_bytes(&tampered),
         Err(FheError::WrongParameters { .. })
