@@ -294,7 +294,8 @@ impl ServerModel {
         let modulus = p.ciphertext_modulus();
         let ct = LweCiphertext::from_container(big, modulus);
         let mut small = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), modulus);
-        keyswitch_lwe_ciphertext(ksk, &ct, &mut small);
+        // One ciphertext at a time on the answer's critical path: split it over the cores.
+        par_keyswitch_lwe_ciphertext(ksk, &ct, &mut small);
         let accs = vec![small.into_container()];
         let luts = vec![vec![lut.to_vec()]];
         self.bootstrap(&accs, &[(0, 0)], &luts, key)
