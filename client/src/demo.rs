@@ -195,6 +195,16 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     let charlie = alice.as_account(dev::charlie());
     let eval_before = worker_eval_seconds(&net.worker_url).await;
     let mut outcomes: Vec<(String, usize, Outcome)> = Vec::new();
+    if let Some(fb) = reg.server.flood_bound() {
+        println!(
+            "      each input carries a zero-knowledge proof that it encrypts values in the published \
+             box (checked by the worker before evaluating; \"encrypt\" includes proving); each \
+             answer is sanitised (rerandomised with the client's public key, flooded by ±2^{}), \
+             statistical distance to a fresh encryption ≤ 2^{:.1} per answer",
+            fb.log2_flood,
+            fb.statistical_distance().log2()
+        );
+    }
     println!(
         "      {:<4} {:<8} {:>4} {:>5} {:>5} {:>7} {:>6} {:>8} {:>9} {:>10} {:>9} {:>9} {:>6}",
         "req",

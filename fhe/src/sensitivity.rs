@@ -245,6 +245,22 @@ mod tests {
                 2.0 * (R * R + 1.0) / (n * lambda),
             );
             assert!(tail <= server.max_offset() as f64);
+            // What a deployed model (compiled with input proofs) uses: the proven box
+            // [−qmax, qmax + 1], one unit wider than the quantiser's.
+            let mut proven = spec.clone();
+            proven.input_proof = Some(crate::proof::InputProofSpec {
+                crs_hash: [0; 32],
+                offset: spec.input.qmax,
+                message_bits: 8,
+            });
+            let p = logistic_bound(&proven).expect("LR bound").grid_units[0];
+            assert!(p > got, "{p} vs {got}");
+            eprintln!(
+                "  with input proofs (box [-qmax, qmax+1]): Δ = {p} grid units = {:.4} score \
+                 units, 2^-40 Laplace tail at ε=1: {} grid units",
+                p as f64 * scale,
+                (41.0 * std::f64::consts::LN_2 * p as f64).ceil()
+            );
         }
     }
 

@@ -363,3 +363,40 @@ impl Worker {
         self.finalized.borrow().map(|(n, _)| n).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smidl_fhe::dataset::breast_cancer;
+    use smidl_fhe::model::train::{train_logistic_regression, LrConfig};
+    use smidl_fhe::quant::QuantConfig;
+
+    /// Wave 1 clamped noise that did not fit; now such a policy is refused, with the smallest ε
+    /// that fits, and that ε is exact to the micro-ε.
+    #[test]
+    fn a_policy_whose_noise_does_not_fit_is_refused_with_the_smallest_epsilon() {
+        let ds = breast_cancer();
+        let cfg = LrConfig {
+            l2_lambda: 0.1,
+            clip_norm: Some(4.0),
+        };
+        let m = train_logistic_regression(&ds, &cfg).unwrap();
+        let server = ServerModel::compile(&m, &ds, &QuantConfig::default()).unwrap();
+        // The demo's policy fits.
+        for mech in [Mechanism::DiscreteLaplace, Mechanism::DiscreteGaussian] {
+            assert!(check_noise_fits(&server, mech, 2_000_000).is_ok());
+        }
+        // ε = 0.001: the 2^-40 tail is ~1.45e9 units against ~1.34e8 of headroom.
+        let err = check_noise_fits(&server, Mechanism::DiscreteLaplace, 1_000).unwrap_err();
+        let min = err.min_epsilon_micro.expect("some ε fits");
+        assert!(err.tail > err.max_offset as u64);
+        let msg = err.to_string();
+        assert!(msg.contains("smallest ε that fits"), "{msg}");
+        assert!(check_noise_fits(&server, Mechanism::DiscreteLaplace, min).is_ok());
+        assert!(check_noise_fits(&server, Mechanism::DiscreteLaplace, min - 1).is_err());
+        // A network answers with a randomised-response label: no headroom, nothing to refuse.
+        let mlp = smidl_fhe::model::train::train_mlp(&ds, &Default::default()).unwrap();
+        let net = ServerModel::compile(&mlp, &ds, &QuantConfig::default()).unwrap();
+        assert!(check_noise_fits(&net, Mechanism::DiscreteLaplace, 1_000).is_ok());
+    }
+}

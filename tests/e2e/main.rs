@@ -171,7 +171,7 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
 async fn replay_refused(bob: &Context, alice: &Context) -> Result<()> {
     let reg = register(alice, policy(50, 1.0, 100.0)).await?;
     let session = keys::session(bob, reg.model_id).await?;
-    let bytes = session.key.encrypt(&reg.dataset.test_x[2])?.to_bytes();
+    let bytes = session.encrypt(&reg.dataset.test_x[2])?.to_bytes();
     let c = chain::blake2_256(&bytes);
     let path = format!("/v1/models/{}/inputs/0x{}", reg.model_id, hex::encode(c));
     let headers = smidl_worker::auth::sign(&bob.key, "PUT", &path, &bytes);
@@ -235,7 +235,7 @@ async fn crash_recovery(
     // (a) Requests made while the worker is down: recovered from the chain on restart.
     let mut pending = Vec::new();
     for (ctx, s, row) in [(bob, &s_bob, 3), (charlie, &s_charlie, 4)] {
-        let bytes = s.key.encrypt(&reg.dataset.test_x[row])?.to_bytes();
+        let bytes = s.encrypt(&reg.dataset.test_x[row])?.to_bytes();
         let c = chain::blake2_256(&bytes);
         ctx.worker
             .put_input(&ctx.key, reg.model_id, &c, bytes)
@@ -266,7 +266,7 @@ async fn crash_recovery(
     net.start_worker().await?;
 
     // (b) Killed right after a request is in a block, while it is being handled.
-    let bytes = s_bob.key.encrypt(&reg.dataset.test_x[5])?.to_bytes();
+    let bytes = s_bob.encrypt(&reg.dataset.test_x[5])?.to_bytes();
     let c = chain::blake2_256(&bytes);
     bob.worker
         .put_input(&bob.key, reg.model_id, &c, bytes)
