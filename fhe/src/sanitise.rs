@@ -22,9 +22,11 @@
 //! `Q` times that (hybrid argument). The derivation, the parameters and the numbers for the demo
 //! model are in `docs/privacy.md` ("Server privacy").
 //!
-//! Scope, stated plainly: the argument is for honestly generated keys and ciphertexts (a
-//! *curious* client). A client that forges its public key or encrypts with errors beyond the
-//! parameter set's bound is outside it; `docs/privacy.md` lists what that client can still do.
+//! Scope, stated plainly: [`FloodBound::statistical_distance`] is for honestly generated keys
+//! and ciphertexts (a *curious* client). For linear models the input proofs of [`crate::proof`]
+//! bound what any client can do with its public key and errors, which gives the weaker
+//! [`FloodBound::proven_statistical_distance`]. Network answers assume the client's
+//! bootstrapping key is well formed; `docs/privacy.md` lists what such a client can still do.
 
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
