@@ -552,20 +552,13 @@ impl ClientKey {
 
     /// Decrypt the output integers (on the output grid, centred).
     pub fn decrypt_raw(&self, out: &EncryptedOutput) -> Result<Vec<i64>> {
-        self.check_output(out)?;
-        let big = self.glwe.as_lwe_secret_key();
         let delta = self.spec.output_delta as u128;
         let slots = self.spec.output.slots;
-        Ok(out
-            .data
-            .chunks_exact(out.lwe_size)
-            .map(|c| {
-                let ct = LweCiphertext::from_container(
-                    c,
-                    self.spec.params.params().ciphertext_modulus(),
-                );
-                let phase = decrypt_lwe_ciphertext(&big, &ct).0 as u128;
-                let q = ((phase + delta / 2) / delta) as u64 % slots;
+        Ok(self
+            .output_phases(out)?
+            .into_iter()
+            .map(|phase| {
+                let q = ((phase as u128 + delta / 2) / delta) as u64 % slots;
                 centred(q as i64, slots)
             })
             .collect())
@@ -685,8 +678,7 @@ impl ClientKey {
     }
 
     /// The exact phase of each output ciphertext (body − ⟨mask, s⟩, 2^64 units): what the
-    /// client's own decryption starts from. Attack-test hook.
-    #[doc(hidden)]
+    /// client's decryption starts from (and what the attack tests read).
     pub fn output_phases(&self, out: &EncryptedOutput) -> Result<Vec<u64>> {
         self.check_output(out)?;
         let big = self.glwe.as_lwe_secret_key();

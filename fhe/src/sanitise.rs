@@ -192,15 +192,20 @@ pub fn flood_bound(
     }
 }
 
+/// log2 of the flood on a score answer, or `None` where scores are not flooded (networks
+/// answer with labels, which their own rounds flood).
+fn score_log2_flood(spec: &ClientSpec) -> Option<u32> {
+    match spec.params {
+        ParamSetId::Leveled2048 => Some(LINEAR_LOG2_FLOOD),
+        ParamSetId::Pbs4096 => None,
+    }
+}
+
 /// Flood of a spec in output units, rounded up (what decoding must leave room for).
 pub fn flood_output_units(spec: &ClientSpec) -> i64 {
-    match spec.params {
-        ParamSetId::Leveled2048 => {
-            let f = 1u128 << LINEAR_LOG2_FLOOD;
-            f.div_ceil(spec.output_delta.max(1) as u128) as i64
-        }
-        ParamSetId::Pbs4096 => 0,
-    }
+    score_log2_flood(spec).map_or(0, |f| {
+        (1u128 << f).div_ceil(spec.output_delta.max(1) as u128) as i64
+    })
 }
 
 /// Rerandomises single ciphertexts: one expanded public key and one CSPRNG state per answer.
@@ -257,10 +262,7 @@ impl Sanitiser {
 /// `pk` and flood its body.
 pub(crate) fn sanitise(out: &mut EncryptedOutput, pk: &PublicKey, spec: &ClientSpec) -> Result<()> {
     let mut s = Sanitiser::new(pk, spec)?;
-    let log2_flood = match spec.params {
-        ParamSetId::Leveled2048 => Some(LINEAR_LOG2_FLOOD),
-        ParamSetId::Pbs4096 => None,
-    };
+    let log2_flood = score_log2_flood(spec);
     let size = out.lwe_size;
     for ct in out.data.chunks_exact_mut(size) {
         s.apply(ct, log2_flood);

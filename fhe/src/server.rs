@@ -647,12 +647,7 @@ impl ServerModel {
         let n = p.polynomial_size.0;
         let glwe_size = p.glwe_dimension.to_glwe_size();
         let modulus = p.ciphertext_modulus();
-        let mut body = vec![0u64; n];
-        body[..input.bodies.len()].copy_from_slice(&input.bodies);
-        let seeded =
-            SeededGlweCiphertext::from_container(body, glwe_size, Seed(input.seed).into(), modulus);
-        let mut glwe = GlweCiphertext::new(0u64, glwe_size, p.polynomial_size, modulus);
-        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
+        let glwe = crate::client::packed_glwe(&self.spec, input);
         let out_size = p.big_lwe_dimension().to_lwe_size().0;
         let mut data = Vec::with_capacity(out_size * weights.len());
         for (w, &b) in weights.iter().zip(bias) {

@@ -15,7 +15,7 @@
 //!
 //! A plan noises outputs independently at one scale, so with several outputs its Δ must cover
 //! the whole output vector (L1 for Laplace, L2 for Gaussian), or ε must be split between
-//! per-output plans (what `LoadedModel::noise_plans` does). Models with one output (logistic
+//! per-output plans (what `LoadedModel::fitting_noise_plans` does). Models with one output (logistic
 //! regression, binary networks) have nothing to add up. See `docs/privacy.md`.
 
 use dashu::integer::{IBig, UBig};

@@ -207,13 +207,11 @@ pub fn evaluate(
             Err(e) => Verdict::Reject(R::EvaluationFailed, e.to_string()),
         });
     }
-    if let Err(e) = model.check_noise_fits(mechanism, epsilon_micro) {
-        // Install refuses such policies; reaching this means the policy changed under us.
-        return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string()));
-    }
-    let plans = match model.noise_plans(mechanism, epsilon_micro) {
+    // Install refuses policies whose noise does not fit; a refusal here means the policy
+    // changed under us.
+    let plans = match model.fitting_noise_plans(mechanism, epsilon_micro) {
         Ok(p) => p,
-        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
     };
     let mut noise = Vec::with_capacity(plans.len());
     for plan in &plans {

@@ -79,14 +79,20 @@ impl LoadedModel {
         }
     }
 
-    /// The noise plan for each output head at per-query ε (micro-ε). With m heads each gets
-    /// ε/m (Laplace) or ρ/m (Gaussian), so the release as a whole costs what the chain charged.
-    pub fn noise_plans(
+    /// The noise plan for each output head at per-query ε (micro-ε), refused if its 2^-40
+    /// tail does not fit the output headroom. With m heads each gets ε/m (Laplace) or ρ/m
+    /// (Gaussian), so the release as a whole costs what the chain charged.
+    pub fn fitting_noise_plans(
         &self,
         mechanism: Mechanism,
         epsilon_micro: u64,
-    ) -> Result<Vec<NoisePlan>, crate::dp::DpError> {
-        noise_plans(&self.sensitivity, mechanism, epsilon_micro)
+    ) -> Result<Vec<NoisePlan>, NoiseDoesNotFit> {
+        fitting_plans(
+            &self.sensitivity,
+            self.server.max_offset(),
+            mechanism,
+            epsilon_micro,
+        )
     }
 }
 
@@ -110,37 +116,35 @@ pub struct NoiseDoesNotFit {
     pub min_epsilon_micro: Option<u64>,
 }
 
-impl LoadedModel {
-    /// Refuses a policy whose noise would not fit: checked at install and before every answer.
-    pub fn check_noise_fits(
-        &self,
-        mechanism: Mechanism,
-        epsilon_micro: u64,
-    ) -> Result<(), NoiseDoesNotFit> {
-        check_noise_fits(&self.server, mechanism, epsilon_micro)
-    }
-}
-
-/// [`LoadedModel::check_noise_fits`] for a model that is not loaded (the CLI checks before
-/// registering).
+/// Refuses a policy whose noise would not fit (the CLI before registering, the worker at
+/// install). Networks answer with a randomised-response label and need no headroom.
 pub fn check_noise_fits(
     server: &ServerModel,
     mechanism: Mechanism,
     epsilon_micro: u64,
 ) -> Result<(), NoiseDoesNotFit> {
     if server.client_spec().answers_are_labels() {
-        // Networks answer with a randomised-response label: no headroom needed.
         return Ok(());
     }
     let sensitivity = server.output_sensitivity().grid_units;
-    let max_offset = server.max_offset();
-    let plans = noise_plans(&sensitivity, mechanism, epsilon_micro).ok();
+    fitting_plans(&sensitivity, server.max_offset(), mechanism, epsilon_micro).map(|_| ())
+}
+
+fn fitting_plans(
+    sensitivity: &[u64],
+    max_offset: i64,
+    mechanism: Mechanism,
+    epsilon_micro: u64,
+) -> Result<Vec<NoisePlan>, NoiseDoesNotFit> {
+    let plans = noise_plans(sensitivity, mechanism, epsilon_micro).ok();
     let worst = plans
         .as_ref()
         .map(|p| p.iter().map(|x| x.tail_bound()).max().unwrap_or(0))
         .unwrap_or(u64::MAX);
-    if plans.is_some() && max_offset >= 0 && worst <= max_offset as u64 {
-        return Ok(());
+    if let Some(plans) = plans {
+        if max_offset >= 0 && worst <= max_offset as u64 {
+            return Ok(plans);
+        }
     }
     // The smallest ε for the whole vector: the largest per-head requirement, times the split.
     let factor = split_factor(sensitivity.len(), mechanism);

@@ -116,6 +116,26 @@ async fn happy_path(bob: &Context, alice: &Context) -> Result<()> {
     Ok(())
 }
 
+/// Requests `bytes` and waits until the worker's `MalformedInput` rejection is finalized.
+async fn rejected_as_malformed(
+    ctx: &Context,
+    model_id: u32,
+    bytes: Vec<u8>,
+    what: &str,
+) -> Result<()> {
+    let (id, block) = raw_request(ctx, model_id, chain::blake2_256(&bytes), bytes).await?;
+    let settled = infer::wait_settled(ctx, id, block, block + 50).await?;
+    let Settled::Rejected {
+        block: done,
+        reason,
+    } = settled
+    else {
+        bail!("{what}: {settled:?}");
+    };
+    ensure!(reason.contains("MalformedInput"), "{what}: got {reason}");
+    infer::wait_finalized(ctx, done).await
+}
+
 async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     let reg = register(alice, policy(50, 1.0, 100.0)).await?;
     let session = keys::session(bob, reg.model_id).await?;
@@ -132,33 +152,13 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     }
     // Not a ciphertext at all.
     let junk = b"definitely not a ciphertext".to_vec();
-    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&junk), junk).await?;
-    let settled = infer::wait_settled(bob, id, block, block + 50).await?;
-    let Settled::Rejected {
-        block: done,
-        reason,
-    } = settled
-    else {
-        bail!("malformed input: {settled:?}");
-    };
-    ensure!(reason.contains("MalformedInput"), "got {reason}");
-    infer::wait_finalized(bob, done).await?;
+    rejected_as_malformed(bob, reg.model_id, junk, "malformed input").await?;
     // Out of the published box: x = 1000·qmax·e_3 would answer 1000·qmax·w_3. It cannot be
     // proven, so it goes without a proof; the worker refuses it and the chain refunds it.
     let mut x = vec![0i64; session.spec.feature_count()];
     x[3] = 1000 * session.spec.input.qmax;
     let crafted = session.key.encrypt_quantised(&x)?.to_bytes();
-    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&crafted), crafted).await?;
-    let settled = infer::wait_settled(bob, id, block, block + 50).await?;
-    let Settled::Rejected {
-        block: done,
-        reason,
-    } = settled
-    else {
-        bail!("out-of-range input: {settled:?}");
-    };
-    ensure!(reason.contains("MalformedInput"), "got {reason}");
-    infer::wait_finalized(bob, done).await?;
+    rejected_as_malformed(bob, reg.model_id, crafted, "out-of-range input").await?;
     let after = spent(bob, reg.model_id).await?;
     ensure!(
         after == before,
