@@ -131,7 +131,18 @@ pub async fn infer(ctx: &Context, session: &Session, features: &[f64]) -> Result
         "request #{request_id}: fetching the encrypted result"
     ));
     let s = Instant::now();
-    let fetched = ctx.worker.result(&ctx.key, request_id).await?;
+    // The worker releases a result only after it has seen the completion finalized itself;
+    // it may be a moment behind us.
+    let mut tries = 0;
+    let fetched = loop {
+        match ctx.worker.result(&ctx.key, request_id).await {
+            Err(e) if e.code() == Some("result_not_final") && tries < 60 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => break other?,
+        }
+    };
     if chain::blake2_256(&fetched.bytes) != output_commitment {
         bail!("the worker's result for request #{request_id} does not match the output commitment on chain");
     }

@@ -5,9 +5,11 @@
 //! * [`model`]: train or import a model, register it on chain, install it on the worker.
 //! * [`infer`]: encrypt → upload → `request_inference` → wait → fetch → verify → decrypt.
 //! * [`status`]: the ledger's view of a model and an account.
+//! * [`audit`]: recompute a model's salted commitments from its opening.
 //! * [`devnet`]: a temporary dev node and worker (the demo and the end-to-end tests).
 //! * [`demo`]: the main job.
 
+pub mod audit;
 pub mod ctx;
 pub mod demo;
 pub mod devnet;

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use smidl_cli::ctx::{default_home, load_key, Context};
 use smidl_cli::infer::Answer;
-use smidl_cli::model::{PolicyArgs, RegisterOptions, Source};
+use smidl_cli::model::{LineageArg, PolicyArgs, RegisterOptions, Source};
 use smidl_cli::{demo, infer, keys, model, status, ui};
 use smidl_worker::wire::LimitAction;
 
@@ -81,6 +81,23 @@ enum Command {
         #[arg(long)]
         model: u32,
     },
+    /// Recompute a model's salted commitments from its opening and compare with the chain.
+    Audit {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        /// The opening file written at registration (the commitments' salts).
+        #[arg(long)]
+        opening: PathBuf,
+        /// The compiled server model the owner discloses (see `model register
+        /// --keep-server-model`).
+        #[arg(long)]
+        server_model: Option<PathBuf>,
+        /// The training CSV the owner discloses.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// The whole system on a temporary dev chain, in one command.
     Demo {
         /// What the worker does at the end of an epoch.
@@ -141,9 +158,20 @@ enum ModelCommand {
         /// ε charged per query.
         #[arg(long, default_value_t = 1.0)]
         epsilon: f64,
-        /// ε budget per account and dataset generation.
+        /// ε budget per account (its share of the lineage).
         #[arg(long, default_value_t = 10.0)]
         budget: f64,
+        /// Total ε of a new lineage for these training rows: every query by every account,
+        /// over all epochs and retrains on these rows, spends it.
+        #[arg(long, default_value_t = 100.0)]
+        lineage_budget: f64,
+        /// The rows are already under this lineage of yours: spend it instead of a new one.
+        #[arg(long)]
+        join_lineage: Option<u32>,
+        /// Also write the compiled server model (plaintext weights, 0600) here, to disclose
+        /// to an auditor with the opening.
+        #[arg(long)]
+        keep_server_model: Option<PathBuf>,
         /// Use zCDP accounting with δ = 10^-N.
         #[arg(long)]
         zcdp_delta_exp: Option<u8>,
@@ -197,6 +225,9 @@ async fn run(cli: Cli) -> Result<()> {
                 idle,
                 epsilon,
                 budget,
+                lineage_budget,
+                join_lineage,
+                keep_server_model,
                 zcdp_delta_exp,
                 fee,
                 on_limit,
@@ -240,17 +271,28 @@ async fn run(cli: Cli) -> Result<()> {
                             zcdp_delta_exponent: zcdp_delta_exp,
                             fee,
                         },
+                        lineage: match join_lineage {
+                            Some(id) => LineageArg::Join(id),
+                            None => LineageArg::New {
+                                epsilon: lineage_budget,
+                            },
+                        },
                         on_limit,
                         delete_eval_keys,
                     },
                 )
                 .await?;
+                if let Some(path) = keep_server_model {
+                    model::write_private(&path, &reg.server.canonical_bytes())?;
+                }
                 println!(
-                    "model {} registered in block #{} and installed on the worker\n  weights commitment 0x{}\n  dataset commitment 0x{}",
+                    "model {} registered in block #{} on lineage {} and installed on the worker\n  weights commitment 0x{}\n  dataset commitment 0x{}\n  opening (salts, keep secret) {}",
                     reg.model_id,
                     reg.block,
+                    reg.lineage_id,
                     hex::encode(reg.weights_commitment),
-                    hex::encode(reg.dataset_commitment)
+                    hex::encode(reg.dataset_commitment),
+                    reg.opening.display()
                 );
                 Ok(())
             }
@@ -305,6 +347,33 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status { conn, model } => status::run(&conn.context().await?, model).await,
+        Command::Audit {
+            conn,
+            model,
+            opening,
+            server_model,
+            csv,
+        } => {
+            let report = smidl_cli::audit::run(
+                &conn.context().await?,
+                model,
+                &opening,
+                server_model.as_deref(),
+                csv.as_deref(),
+            )
+            .await?;
+            let say = |v: Option<bool>| match v {
+                Some(true) => "matches the chain",
+                Some(false) => "DOES NOT match the chain",
+                None => "not checked (nothing disclosed)",
+            };
+            println!("weights commitment: {}", say(report.weights));
+            println!("dataset commitment: {}", say(report.dataset));
+            if report.weights == Some(false) || report.dataset == Some(false) {
+                anyhow::bail!("audit failed");
+            }
+            Ok(())
+        }
         Command::Demo { on_limit, queries } => {
             let cfg = demo::DemoConfig {
                 on_limit,

@@ -8,9 +8,9 @@ use smidl_fhe::dataset::Dataset;
 use smidl_fhe::model::train::{train_logistic_regression, train_mlp, LrConfig, MlpConfig};
 use smidl_fhe::quant::QuantConfig;
 use smidl_fhe::{FloatModel, ServerModel};
-use smidl_worker::chain::{self, smidl, Wait};
-use smidl_worker::limits::dataset_commitment;
-use smidl_worker::wire::{LimitAction, ModelInstall, TrainingRecipe};
+use smidl_worker::chain::{self, smidl, LineageChoice, Wait};
+use smidl_worker::commit::{self, Opening};
+use smidl_worker::wire::{LimitAction, ModelInstall};
 use subxt::utils::AccountId32;
 
 use crate::ctx::Context;
@@ -43,20 +43,44 @@ pub struct PolicyArgs {
     pub fee: u128,
 }
 
+/// Which privacy budget the model's training rows spend.
+#[derive(Clone, Copy, Debug)]
+pub enum LineageArg {
+    /// New rows: a lineage of their own with this total ε (all accounts, all epochs).
+    New { epsilon: f64 },
+    /// Rows already under this lineage of the same owner.
+    Join(u32),
+}
+
+impl LineageArg {
+    fn to_chain(self) -> Result<LineageChoice> {
+        Ok(match self {
+            LineageArg::New { epsilon } => LineageChoice::New {
+                epsilon_budget: ui::to_micro_down(epsilon)?,
+            },
+            LineageArg::Join(id) => LineageChoice::Join(id),
+        })
+    }
+}
+
 pub struct RegisterOptions {
     pub source: Source,
     /// Training data CSV (features…, label, split); the embedded breast-cancer set if `None`.
     pub csv: Option<PathBuf>,
     pub workers: Vec<AccountId32>,
     pub policy: PolicyArgs,
+    pub lineage: LineageArg,
     pub on_limit: LimitAction,
     pub delete_eval_keys: bool,
 }
 
 pub struct Registered {
     pub model_id: u32,
+    pub lineage_id: u32,
     pub weights_commitment: [u8; 32],
     pub dataset_commitment: [u8; 32],
+    /// Where the commitments' salts were written (0600), for an auditor.
+    pub opening: PathBuf,
     pub float: FloatModel,
     pub server: ServerModel,
     pub dataset: Dataset,
@@ -97,26 +121,20 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     })
     .await??;
     pb.finish_and_clear();
-    let weights_commitment = server.commitment();
-    let dataset_commitment = dataset_commitment(&csv, dataset.train_x.len());
-    let training = match (&opts.source, opts.on_limit) {
-        (
-            Source::Logistic {
-                l2_lambda,
-                clip_norm,
-            },
-            _,
-        ) => Some(TrainingRecipe {
-            csv: csv.clone(),
-            l2_lambda: *l2_lambda,
-            clip_norm: Some(*clip_norm),
-            subsample: 0.9,
-        }),
-        (_, LimitAction::Retrain) => {
-            bail!("retraining is supported for logistic regression only; use --on-limit reset")
-        }
-        _ => None,
-    };
+    // Salted, so that the public commitments reveal nothing about single rows or weights;
+    // the salts go to the owner's opening file for an auditor (`smidl audit`).
+    let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
+    let dataset_salt = commit::fresh_salt().context("drawing the dataset salt")?;
+    let canonical = server.canonical_bytes();
+    let weights_commitment = commit::weights(&weights_salt, &canonical);
+    let rows = dataset.train_x.len();
+    let dataset_commitment = commit::dataset(&dataset_salt, &csv, 0..rows);
+    let opening = Opening::new(&weights_salt, &dataset_salt, rows);
+    let pending = write_opening(
+        ctx,
+        &format!("pending-{}", hex::encode(weights_commitment)),
+        &opening,
+    )?;
 
     let p = &opts.policy;
     let policy = Policy {
@@ -142,20 +160,25 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         weights_commitment.into(),
         dataset_commitment.into(),
         policy,
+        opts.lineage.to_chain()?,
     );
     // Finalized: every later step (keys, inference) reads the model at the finalized block.
     let included = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
-    let model_id = included
+    let registered = included
         .events
         .find_first::<smidl::secure_inference::events::ModelRegistered>()
-        .context("no ModelRegistered event")??
-        .model_id;
+        .context("no ModelRegistered event")??;
+    let (model_id, lineage_id) = (registered.model_id, registered.lineage_id);
+    let opening_path = opening_path(ctx, &format!("model-{model_id}"));
+    std::fs::rename(&pending, &opening_path)
+        .with_context(|| format!("keeping the opening at {}", opening_path.display()))?;
     pb.set_message("installing the server half on the worker");
     let install = ModelInstall {
-        server_model: server.canonical_bytes(),
+        server_model: canonical,
+        weights_salt,
         on_limit: opts.on_limit,
         delete_eval_keys: opts.delete_eval_keys,
-        training,
+        stage: false,
     };
     // The worker checks it against the chain's best block; retry briefly while it catches up.
     let mut tries = 0;
@@ -172,6 +195,8 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     pb.finish_and_clear();
     Ok(Registered {
         model_id,
+        lineage_id,
+        opening: opening_path,
         weights_commitment,
         dataset_commitment,
         float,
@@ -179,4 +204,33 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         dataset,
         block: included.block_number,
     })
+}
+
+fn opening_path(ctx: &Context, name: &str) -> PathBuf {
+    ctx.home.join("openings").join(format!("{name}.json"))
+}
+
+/// Writes `bytes` readable by the owner only (0600), replacing `path`.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Writes the salts (secret: they make the commitments hiding) readable by the owner only.
+fn write_opening(ctx: &Context, name: &str, opening: &Opening) -> Result<PathBuf> {
+    let path = opening_path(ctx, name);
+    let dir = path.parent().context("opening path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_private(&path, serde_json::to_string_pretty(opening)?.as_bytes())?;
+    Ok(path)
 }

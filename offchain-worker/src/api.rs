@@ -266,13 +266,6 @@ async fn install(
                 format!("the server model does not load: {e}"),
             )
         })?;
-    if install.on_limit == wire::LimitAction::Retrain && install.training.is_none() {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "training_data_missing",
-            "on_limit = retrain needs the training recipe",
-        ));
-    }
     let at = w.at_best().await.map_err(WorkerError::from)?;
     let Some(info) = read::model(&at, id).await.map_err(WorkerError::from)? else {
         return Err(Failure::new(
@@ -298,11 +291,30 @@ async fn install(
             ),
         ));
     }
-    if info.weights_commitment.0 != server.commitment() {
+    let commitment = crate::commit::weights(&install.weights_salt, &install.server_model);
+    let expected = if install.stage {
+        // A next version: exactly the weights the owner authorised on chain.
+        let authorised = read::retrain_authorisation(&at, id)
+            .await
+            .map_err(WorkerError::from)?;
+        match authorised {
+            Some(a) => a.weights_commitment.0,
+            None => {
+                return Err(Failure::new(
+                    StatusCode::CONFLICT,
+                    "retrain_not_authorised",
+                    "stage a model only after authorise_retrain names its commitment",
+                ))
+            }
+        }
+    } else {
+        info.weights_commitment.0
+    };
+    if commitment != expected {
         return Err(Failure::new(
             StatusCode::CONFLICT,
             "commitment_mismatch",
-            "the model's commitment differs from the weights commitment on chain",
+            "the salted commitment of this model differs from the one on chain",
         ));
     }
     let spec = server.client_spec();
@@ -326,15 +338,37 @@ async fn install(
             e.to_string(),
         ));
     }
-    let record = ModelRecord {
-        install,
-        pending_retrain: None,
+    let stage = install.stage;
+    let record = match (stage, w.record(id)?) {
+        (true, Some(mut current)) => {
+            current.staged = Some(install);
+            current
+        }
+        (true, None) => {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                "model_not_installed",
+                "install the current model before staging its next version",
+            ))
+        }
+        (false, _) => ModelRecord {
+            install,
+            staged: None,
+        },
     };
     let w2 = w.clone();
     tokio::task::spawn_blocking(move || w2.put_record(id, &record))
         .await
         .map_err(|e| WorkerError::Join(e.to_string()))??;
-    tracing::info!(model = id, "model installed");
+    tracing::info!(
+        model = id,
+        "model {}",
+        if stage {
+            "staged for retrain"
+        } else {
+            "installed"
+        }
+    );
     w.wake.notify_one();
     Ok(StatusCode::CREATED)
 }
@@ -488,6 +522,15 @@ async fn result(
             ),
         });
     };
+    if !stored.released {
+        // Served only once the charge is final: before that a timeout or rejection could
+        // still refund a request whose answer was already read.
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "result_not_final",
+            "the result is computed but its completion is not final on chain yet",
+        ));
+    }
     let mut res = stored.output.into_response();
     res.headers_mut().insert(
         wire::HEADER_OUTPUT_COMMITMENT,

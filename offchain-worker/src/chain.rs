@@ -24,7 +24,7 @@ use subxt_signer::SecretUri;
 pub mod smidl {}
 
 pub use smidl::runtime_types::pallet_secure_inference::types::{
-    Accounting, ExpiryReason, ModelState, RejectReason, RequestStatus,
+    Accounting, ExpiryReason, LineageChoice, ModelState, RejectReason, RequestStatus,
 };
 
 /// Our runtime's address (`MultiAddress<AccountId, ()>`), signature and hashing match
@@ -299,7 +299,9 @@ pub mod read {
     pub type Request = t::InferenceRequest;
     pub type ModelStatus = t::ModelStatus<u32>;
     pub type AccountStatus = t::AccountStatus;
-    pub type Usage = t::AccountUsage<u32>;
+    pub type Usage = t::AccountUsage<u128, u32>;
+    pub type LineageStatus = t::LineageStatus;
+    pub type RetrainAuthorisation = t::RetrainAuthorisation;
 
     pub async fn model(at: &AtBlock, model_id: u32) -> Result<Option<ModelInfo>, ChainError> {
         let v = at
@@ -369,6 +371,37 @@ pub mod read {
             )
             .await
             .map_err(rpc("calling SecureInferenceApi::account_status"))
+    }
+
+    pub async fn lineage_status(
+        at: &AtBlock,
+        lineage_id: u32,
+    ) -> Result<Option<LineageStatus>, ChainError> {
+        at.runtime_apis()
+            .call(
+                smidl::runtime_apis()
+                    .secure_inference_api()
+                    .lineage_status(lineage_id),
+            )
+            .await
+            .map_err(rpc("calling SecureInferenceApi::lineage_status"))
+    }
+
+    /// The owner's standing authorisation to retrain a model, if any.
+    pub async fn retrain_authorisation(
+        at: &AtBlock,
+        model_id: u32,
+    ) -> Result<Option<RetrainAuthorisation>, ChainError> {
+        let v = at
+            .storage()
+            .try_fetch(
+                smidl::storage().secure_inference().retrain_authorisations(),
+                (model_id,),
+            )
+            .await
+            .map_err(rpc("reading RetrainAuthorisations"))?;
+        v.map(|v| v.decode().map_err(rpc("decoding RetrainAuthorisations")))
+            .transpose()
     }
 
     pub async fn next_model_id(at: &AtBlock) -> Result<u32, ChainError> {

@@ -8,6 +8,9 @@
 //!   not confirm are re-queued; requests that finality shows never existed are dropped.
 //! * On start, pending requests are also read from storage (`RequestDeadlines`), so a request
 //!   made while the worker was down, or before a model was installed, is never skipped.
+//! * Only requests the chain assigned to this worker are queued: with several workers per
+//!   model each request is evaluated once, with one noise draw.
+//! * A result becomes fetchable only when its `ResultSubmitted` is final (see `settle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,7 +141,7 @@ fn queue_requests(
     let mut new = 0;
     for e in events.find::<ev::InferenceRequested>() {
         let e = e.map_err(chain::rpc("decoding InferenceRequested"))?;
-        if !installed.contains(&e.model_id) {
+        if !installed.contains(&e.model_id) || e.worker.0 != worker.account {
             continue;
         }
         let job = Job {
@@ -165,14 +168,20 @@ fn queue_requests(
     Ok(new)
 }
 
-/// Marks jobs settled by final events.
+/// Marks jobs settled by final events, and releases results whose completion is final: the
+/// charge can no longer be refunded, so the requester may now fetch the answer.
 fn settle(worker: &Worker, events: &chain::Events) -> Result<(), WorkerError> {
     let mut ids = Vec::new();
     for e in events.find::<ev::ResultSubmitted>() {
-        ids.push(
-            e.map_err(chain::rpc("decoding ResultSubmitted"))?
-                .request_id,
-        );
+        let e = e.map_err(chain::rpc("decoding ResultSubmitted"))?;
+        if e.worker.0 == worker.account
+            && worker
+                .store
+                .release_result(e.request_id, &e.output_commitment.0)?
+        {
+            tracing::info!(request = e.request_id, "completion final: result released");
+        }
+        ids.push(e.request_id);
     }
     for e in events.find::<ev::RequestRejected>() {
         ids.push(
@@ -264,7 +273,10 @@ async fn reconcile_pending(worker: &Arc<Worker>) -> Result<(), WorkerError> {
         let Some(r) = read::request(&at, id).await? else {
             continue;
         };
-        if r.status != RequestStatus::Pending || !installed.contains(&r.model_id) {
+        if r.status != RequestStatus::Pending
+            || !installed.contains(&r.model_id)
+            || r.worker.0 != worker.account
+        {
             continue;
         }
         let job = Job {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod api_client;
 pub mod auth;
 pub mod chain;
+pub mod commit;
 pub mod dp;
 pub mod follower;
 pub mod limits;

@@ -5,20 +5,16 @@
 //!    `result_retention_blocks` finalized blocks (clients fetch them meanwhile);
 //! 2. **controlled deletion**: every stored input and result of the epoch (and, if the owner
 //!    asked, the evaluation keys) in one store transaction, then a check that none remain;
-//! 3. a signed `reset_model` (same weights) or `retrain_model` (a model trained again on a
-//!    fresh random subsample of the provider's data, with new commitments);
+//! 3. a signed `reset_model` (same weights, same lineage) or, when the owner staged a next
+//!    version here and authorised it on chain, `retrain_model` with exactly the authorised
+//!    commitments and lineage choice (a worker key alone cannot restart budgets);
 //! 4. done when the finalized chain shows the new epoch.
 
 use std::sync::Arc;
 
-use smidl_fhe::dataset::Dataset;
-use smidl_fhe::model::train::{train_logistic_regression, LrConfig};
-use smidl_fhe::quant::QuantConfig;
-use smidl_fhe::ServerModel;
-
 use crate::chain::{self, read, smidl, AtBlock, ModelState, Wait};
 use crate::store::{JobState, LimitStage};
-use crate::wire::{LimitAction, TrainingRecipe};
+use crate::wire::LimitAction;
 use crate::worker::{Worker, WorkerError};
 
 use smidl::secure_inference::events as ev;
@@ -50,17 +46,19 @@ pub fn on_finalized_events(worker: &Worker, events: &chain::Events) -> Result<()
             continue;
         }
         if let Some(mut record) = worker.record(e.model_id)? {
-            if let Some((bytes, _)) = record.pending_retrain.take() {
-                let model = ServerModel::from_canonical_bytes(&bytes)?;
-                if model.commitment() == e.weights_commitment.0 {
-                    record.install.server_model = bytes;
+            let staged = record.staged.take().filter(|s| {
+                crate::commit::weights(&s.weights_salt, &s.server_model) == e.weights_commitment.0
+            });
+            match staged {
+                Some(next) => {
+                    record.install = next;
                     worker.put_record(e.model_id, &record)?;
-                } else {
-                    tracing::error!(
-                        model = e.model_id,
-                        "retrained on chain with weights this worker does not hold"
-                    );
                 }
+                None => tracing::error!(
+                    model = e.model_id,
+                    "retrained on chain with weights this worker does not hold; \
+                     requests are refused until the owner installs them"
+                ),
             }
         }
         worker
@@ -171,39 +169,42 @@ pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(
     Ok(())
 }
 
-/// Step 3: the signed reset or retrain.
+/// Step 3: the signed reset, or the retrain the owner authorised for the staged model.
 async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), WorkerError> {
-    let mut record = worker
+    let record = worker
         .record(model_id)?
         .ok_or(WorkerError::ModelNotInstalled(model_id))?;
-    let result = match (record.install.on_limit, record.install.training.clone()) {
-        (LimitAction::Retrain, Some(recipe)) => {
-            let (bytes, dataset) = match record.pending_retrain.clone() {
-                Some(p) => p,
-                None => {
-                    let (model, dataset) = tokio::task::spawn_blocking(move || retrain(&recipe))
-                        .await
-                        .map_err(|e| WorkerError::Join(e.to_string()))??;
-                    let p = (model.canonical_bytes(), dataset);
-                    record.pending_retrain = Some(p.clone());
-                    worker.put_record(model_id, &record)?;
-                    p
-                }
-            };
-            let weights = ServerModel::from_canonical_bytes(&bytes)?.commitment();
+    let at = worker.at_best().await?;
+    let authorised = match (&record.install.on_limit, &record.staged) {
+        (LimitAction::Retrain, Some(staged)) => read::retrain_authorisation(&at, model_id)
+            .await?
+            .filter(|a| {
+                a.weights_commitment.0
+                    == crate::commit::weights(&staged.weights_salt, &staged.server_model)
+            }),
+        _ => None,
+    };
+    let what = if authorised.is_some() {
+        "retrain"
+    } else {
+        "reset"
+    };
+    let result = match authorised {
+        Some(a) => {
             let call = smidl::transactions().secure_inference().retrain_model(
                 model_id,
-                weights.into(),
-                dataset.into(),
+                a.weights_commitment,
+                a.dataset_commitment,
+                a.lineage,
             );
             let _g = worker.submit_lock.lock().await;
             chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await
         }
-        (action, _) => {
-            if action == LimitAction::Retrain {
-                tracing::warn!(
+        None => {
+            if record.install.on_limit == LimitAction::Retrain {
+                tracing::info!(
                     model = model_id,
-                    "retrain asked without training data; resetting instead"
+                    "no staged model with a matching retrain authorisation; resetting"
                 );
             }
             let call = smidl::transactions()
@@ -215,11 +216,6 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
     };
     match result {
         Ok(included) => {
-            let what = if record.pending_retrain.is_some() {
-                "retrain"
-            } else {
-                "reset"
-            };
             worker
                 .metrics
                 .epoch_ends
@@ -243,108 +239,5 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
             Ok(())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Trains the model again on a fresh random subsample of the provider's rows. Returns the
-/// compiled model and the commitment of exactly the rows used.
-pub fn retrain(recipe: &TrainingRecipe) -> Result<(ServerModel, [u8; 32]), WorkerError> {
-    let bad = |e: String| WorkerError::BadModel(u32::MAX, e);
-    let text = std::str::from_utf8(&recipe.csv).map_err(|e| bad(e.to_string()))?;
-    let mut ds = Dataset::from_csv(text)?;
-    let n = ds.train_x.len();
-    let frac = recipe.subsample.clamp(0.1, 1.0);
-    let k = ((n as f64) * frac).ceil() as usize;
-    let mut idx: Vec<usize> = (0..n).collect();
-    // Fisher–Yates with OS randomness (unbiased by rejection).
-    for i in (1..n).rev() {
-        let j = uniform_below(i as u64 + 1).map_err(bad)? as usize;
-        idx.swap(i, j);
-    }
-    let mut chosen: Vec<usize> = idx.into_iter().take(k).collect();
-    chosen.sort_unstable();
-    ds.train_x = chosen.iter().map(|&i| ds.train_x[i].clone()).collect();
-    ds.train_y = chosen.iter().map(|&i| ds.train_y[i]).collect();
-    let cfg = LrConfig {
-        l2_lambda: recipe.l2_lambda,
-        clip_norm: recipe.clip_norm,
-    };
-    let model = train_logistic_regression(&ds, &cfg)?;
-    let server = ServerModel::compile(&model, &ds, &QuantConfig::default())?.with_input_proofs()?;
-    let mut commit = Vec::with_capacity(64 + 4 * k);
-    commit.extend_from_slice(b"smidl/dataset/v1");
-    commit.extend_from_slice(&chain::blake2_256(&recipe.csv));
-    for i in &chosen {
-        commit.extend_from_slice(&(*i as u32).to_le_bytes());
-    }
-    Ok((server, chain::blake2_256(&commit)))
-}
-
-fn uniform_below(bound: u64) -> Result<u64, String> {
-    let zone = u64::MAX - (u64::MAX % bound);
-    loop {
-        let mut b = [0u8; 8];
-        getrandom::getrandom(&mut b).map_err(|e| e.to_string())?;
-        let v = u64::from_le_bytes(b);
-        if v < zone {
-            return Ok(v % bound);
-        }
-    }
-}
-
-/// The commitment a provider registers for its initial training data (the same scheme
-/// [`retrain`] uses, over all rows).
-pub fn dataset_commitment(csv: &[u8], rows: usize) -> [u8; 32] {
-    let mut commit = Vec::with_capacity(64 + 4 * rows);
-    commit.extend_from_slice(b"smidl/dataset/v1");
-    commit.extend_from_slice(&chain::blake2_256(csv));
-    for i in 0..rows {
-        commit.extend_from_slice(&(i as u32).to_le_bytes());
-    }
-    chain::blake2_256(&commit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retrain_draws_a_new_subsample_and_commits_to_it() {
-        let recipe = TrainingRecipe {
-            csv: smidl_fhe::dataset::BREAST_CANCER_CSV.as_bytes().to_vec(),
-            l2_lambda: 0.01,
-            clip_norm: Some(4.0),
-            subsample: 0.9,
-        };
-        let (a, da) = retrain(&recipe).unwrap();
-        let (b, db) = retrain(&recipe).unwrap();
-        assert_ne!(da, db, "two retrains used the same rows");
-        assert_ne!(a.commitment(), b.commitment());
-        let ds = smidl_fhe::dataset::breast_cancer();
-        let acc = |m: &ServerModel| {
-            let ok = ds
-                .test_x
-                .iter()
-                .zip(&ds.test_y)
-                .filter(|(x, &y)| {
-                    let q = m.eval_clear(x).unwrap();
-                    (q[0] > 0) as u8 == y
-                })
-                .count();
-            ok as f64 / ds.test_x.len() as f64
-        };
-        assert!(
-            acc(&a) > 0.93 && acc(&b) > 0.93,
-            "retrained models lost accuracy"
-        );
-    }
-
-    #[test]
-    fn uniform_below_stays_in_range() {
-        for bound in [1u64, 2, 3, 455, u64::MAX] {
-            for _ in 0..100 {
-                assert!(uniform_below(bound).unwrap() < bound);
-            }
-        }
     }
 }

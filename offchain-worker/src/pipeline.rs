@@ -80,7 +80,8 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
         // once finality shows it is gone.
         return Ok(());
     };
-    if request.status != RequestStatus::Pending {
+    if request.status != RequestStatus::Pending || request.worker.0 != worker.account {
+        // Settled, or assigned to another worker (one request, one evaluation, one draw).
         job.state = JobState::Settled;
         worker.store.update_job(&job)?;
         return Ok(());
@@ -240,6 +241,7 @@ fn result(job: &Job, bytes: Vec<u8>) -> Verdict {
         requester: job.requester,
         output_commitment: chain::blake2_256(&bytes),
         output: bytes,
+        released: false,
     })
 }
 

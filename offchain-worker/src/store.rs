@@ -77,6 +77,9 @@ pub struct StoredResult {
     pub requester: AccountId,
     pub output: Vec<u8>,
     pub output_commitment: Hash,
+    /// Set once `submit_result` with this commitment is final: only then may the requester
+    /// fetch it, so a charge the chain could still refund never buys an answer.
+    pub released: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -647,6 +650,25 @@ impl Store {
         })
     }
 
+    /// Marks a stored result fetchable once its completion with `output_commitment` is
+    /// final. Returns whether a matching result was found.
+    pub fn release_result(
+        &self,
+        request_id: u64,
+        output_commitment: &Hash,
+    ) -> Result<bool, StoreError> {
+        match self.result(request_id)? {
+            Some(mut r) if &r.output_commitment == output_commitment => {
+                if !r.released {
+                    r.released = true;
+                    self.put_result(&r)?;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     pub fn result(&self, request_id: u64) -> Result<Option<StoredResult>, StoreError> {
         let row = self.read(|txn| {
             Ok(txn.open_table(RESULTS)?.get(request_id)?.map(|v| {
@@ -1035,6 +1057,7 @@ mod tests {
             requester: [3; 32],
             output: vec![request_id as u8; 40],
             output_commitment: [4; 32],
+            released: false,
         }
     }
 

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 pub enum LimitAction {
     /// Same weights, new epoch: `reset_model`.
     Reset,
-    /// Train again on the provider's data (fresh random subsample), new commitments:
-    /// `retrain_model`.
+    /// Switch to the model the owner staged on this worker and authorised on chain
+    /// (`authorise_retrain`): `retrain_model` with exactly those commitments. Without a
+    /// matching staged model and authorisation, `reset_model`.
     Retrain,
 }
 
@@ -23,29 +24,21 @@ impl std::str::FromStr for LimitAction {
     }
 }
 
-/// How to retrain a logistic-regression model on the provider's data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainingRecipe {
-    /// The provider's training rows, in the breast-cancer CSV layout (kept sealed by the
-    /// worker).
-    pub csv: Vec<u8>,
-    pub l2_lambda: f64,
-    pub clip_norm: Option<f64>,
-    /// Fraction of rows each retrain samples, without replacement, from fresh OS randomness.
-    pub subsample: f64,
-}
-
 /// The owner hands a model's server half to its worker (`PUT /v1/models/{id}`, bincode).
 /// Travels only over the authenticated API; the worker seals it before it touches disk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInstall {
-    /// `ServerModel::canonical_bytes()`; its commitment must equal the chain's.
+    /// `ServerModel::canonical_bytes()`.
     pub server_model: Vec<u8>,
+    /// Salt of the weights commitment: `commit::weights(salt, server_model)` must equal the
+    /// chain's commitment (or, for a staged model, the authorised one).
+    pub weights_salt: [u8; 32],
     pub on_limit: LimitAction,
     /// Delete clients' evaluation keys at the end of each epoch too.
     pub delete_eval_keys: bool,
-    /// Required for [`LimitAction::Retrain`].
-    pub training: Option<TrainingRecipe>,
+    /// Stage this as the model's next version (checked against the owner's retrain
+    /// authorisation on chain) instead of installing it as the current one.
+    pub stage: bool,
 }
 
 /// Every error answer of the API: a stable machine-readable code and a sentence.

@@ -53,10 +53,16 @@ impl Settings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelRecord {
     pub install: ModelInstall,
-    /// A retrained model waiting for its `retrain_model` to be included; with its dataset
-    /// commitment. Kept so a restart re-submits the same commitments instead of training
-    /// again.
-    pub pending_retrain: Option<(Vec<u8>, [u8; 32])>,
+    /// The next version the owner staged for an authorised retrain; becomes `install` when
+    /// the finalized chain shows the retrain.
+    pub staged: Option<ModelInstall>,
+}
+
+impl ModelRecord {
+    /// The salted commitment of the installed server model (what the chain must show).
+    pub fn commitment(&self) -> [u8; 32] {
+        crate::commit::weights(&self.install.weights_salt, &self.install.server_model)
+    }
 }
 
 /// A model ready to evaluate.
@@ -69,11 +75,12 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    pub fn new(model_id: u32, server: ServerModel) -> Self {
+    /// `commitment` is the salted weights commitment the chain holds for `server`.
+    pub fn new(model_id: u32, server: ServerModel, commitment: [u8; 32]) -> Self {
         let sensitivity = server.output_sensitivity().grid_units;
         Self {
             model_id,
-            commitment: server.commitment(),
+            commitment,
             server,
             sensitivity,
         }
@@ -296,7 +303,7 @@ impl Worker {
             .record(model_id)?
             .ok_or(WorkerError::ModelNotInstalled(model_id))?;
         let server = ServerModel::from_canonical_bytes(&record.install.server_model)?;
-        let loaded = Arc::new(LoadedModel::new(model_id, server));
+        let loaded = Arc::new(LoadedModel::new(model_id, server, record.commitment()));
         if let Ok(mut m) = self.models.write() {
             m.insert(model_id, loaded.clone());
         }

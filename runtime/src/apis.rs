@@ -6,7 +6,7 @@ use frame_support::{
     weights::Weight,
 };
 use pallet_grandpa::AuthorityId as GrandpaId;
-use pallet_secure_inference::{AccountStatus, ModelId, ModelStatus};
+use pallet_secure_inference::{AccountStatus, LineageId, LineageStatus, ModelId, ModelStatus};
 use sp_api::impl_runtime_apis;
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_core::{crypto::KeyTypeId, OpaqueMetadata};
@@ -197,6 +197,10 @@ impl_runtime_apis! {
 
         fn account_status(model_id: ModelId, account: AccountId) -> Option<AccountStatus> {
             SecureInference::account_status(model_id, &account)
+        }
+
+        fn lineage_status(lineage_id: LineageId) -> Option<LineageStatus> {
+            SecureInference::lineage_status(lineage_id)
         }
     }
 

@@ -42,6 +42,12 @@ fn workers<T: Config>(n: u32) -> BoundedVec<T::AccountId, T::MaxWorkers> {
         .expect("n ≤ MaxWorkers")
 }
 
+fn new_lineage() -> LineageChoice {
+    LineageChoice::New {
+        epsilon_budget: 1_000 * PRIVACY_SCALE,
+    }
+}
+
 fn model<T: Config>(owner: &T::AccountId) -> ModelId {
     Pallet::<T>::do_register(
         owner.clone(),
@@ -49,8 +55,24 @@ fn model<T: Config>(owner: &T::AccountId) -> ModelId {
         H256::repeat_byte(1),
         H256::repeat_byte(2),
         policy::<T>(),
+        new_lineage(),
+        true,
     )
     .expect("valid model")
+}
+
+fn assigned<T: Config>(r: RequestId) -> T::AccountId {
+    Requests::<T>::get(r).expect("request").worker
+}
+
+/// Lock the model as a worker would find it at a limit.
+fn exhaust<T: Config>(id: ModelId) {
+    Models::<T>::mutate(id, |m| {
+        if let Some(m) = m {
+            m.state = ModelState::Exhausted;
+            m.queries = m.policy.max_queries_per_epoch;
+        }
+    });
 }
 
 fn pending_request<T: Config>(model_id: ModelId, who: &T::AccountId) -> RequestId {
@@ -79,8 +101,10 @@ mod benchmarks {
             H256::repeat_byte(1),
             H256::repeat_byte(2),
             policy::<T>(),
+            new_lineage(),
         );
         assert_eq!(NextModelId::<T>::get(), 1);
+        assert_eq!(NextLineageId::<T>::get(), 1);
     }
 
     #[benchmark]
@@ -137,18 +161,21 @@ mod benchmarks {
         let owner = funded::<T>("owner", 0);
         let id = model::<T>(&owner);
         let client = funded::<T>("client", 0);
-        // Worst case: an earlier usage record and an eval key to read, and the request that
-        // reaches K (extra state write and event).
+        // Worst case: the caller's first request (usage deposit held), an eval key to read,
+        // a deadline slot one short of full, and the request that reaches K (extra state
+        // write and event).
         Pallet::<T>::register_eval_key(
             RawOrigin::Signed(client.clone()).into(),
             id,
             H256::repeat_byte(9),
         )
         .expect("eval key");
-        pending_request::<T>(id, &client);
+        for i in 1..T::MaxRequestsPerBlock::get() {
+            pending_request::<T>(id, &funded::<T>("other", i));
+        }
         Models::<T>::mutate(id, |m| {
             if let Some(m) = m {
-                m.policy.max_queries_per_epoch = 2;
+                m.policy.max_queries_per_epoch = m.queries + 1;
             }
         });
         #[extrinsic_call]
@@ -157,6 +184,7 @@ mod benchmarks {
             Models::<T>::get(id).expect("model").state,
             ModelState::Exhausted
         );
+        assert!(Usage::<T>::contains_key(id, &client));
     }
 
     #[benchmark]
@@ -165,9 +193,8 @@ mod benchmarks {
         let id = model::<T>(&owner);
         let client = funded::<T>("client", 0);
         let r = pending_request::<T>(id, &client);
-        let worker = Models::<T>::get(id).expect("model").workers[0].clone();
         #[extrinsic_call]
-        _(RawOrigin::Signed(worker), r, H256::repeat_byte(3));
+        _(RawOrigin::Signed(assigned::<T>(r)), r, H256::repeat_byte(3));
         assert!(matches!(
             Requests::<T>::get(r).expect("request").status,
             RequestStatus::Completed { .. }
@@ -180,10 +207,9 @@ mod benchmarks {
         let id = model::<T>(&owner);
         let client = funded::<T>("client", 0);
         let r = pending_request::<T>(id, &client);
-        let worker = Models::<T>::get(id).expect("model").workers[0].clone();
         #[extrinsic_call]
         _(
-            RawOrigin::Signed(worker),
+            RawOrigin::Signed(assigned::<T>(r)),
             r,
             RejectReason::CommitmentMismatch,
         );
@@ -216,6 +242,8 @@ mod benchmarks {
     fn retrain_model() {
         let owner = funded::<T>("owner", 0);
         let id = model::<T>(&owner);
+        // Worst case: a worker with the owner's authorisation, onto a new lineage (deposit
+        // held, zCDP budget converted), applying a waiting policy.
         Pallet::<T>::update_policy(
             RawOrigin::Signed(owner.clone()).into(),
             id,
@@ -225,14 +253,91 @@ mod benchmarks {
             },
         )
         .expect("policy");
+        let to = RetrainAuthorisation {
+            weights_commitment: H256::repeat_byte(5),
+            dataset_commitment: H256::repeat_byte(6),
+            lineage: new_lineage(),
+        };
+        Pallet::<T>::authorise_retrain(RawOrigin::Signed(owner).into(), id, to.clone())
+            .expect("authorised");
+        exhaust::<T>(id);
+        let worker = Models::<T>::get(id).expect("model").workers[0].clone();
         #[extrinsic_call]
         _(
-            RawOrigin::Signed(owner),
+            RawOrigin::Signed(worker),
+            id,
+            to.weights_commitment,
+            to.dataset_commitment,
+            to.lineage,
+        );
+        let m = Models::<T>::get(id).expect("model");
+        assert_eq!((m.generation, m.lineage), (1, 1));
+    }
+
+    #[benchmark]
+    fn authorise_retrain() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        let to = RetrainAuthorisation {
+            weights_commitment: H256::repeat_byte(5),
+            dataset_commitment: H256::repeat_byte(6),
+            lineage: LineageChoice::Continue,
+        };
+        #[extrinsic_call]
+        _(RawOrigin::Signed(owner), id, to);
+        assert!(RetrainAuthorisations::<T>::contains_key(id));
+    }
+
+    #[benchmark]
+    fn revoke_retrain() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        RetrainAuthorisations::<T>::insert(
+            id,
+            RetrainAuthorisation {
+                weights_commitment: H256::repeat_byte(5),
+                dataset_commitment: H256::repeat_byte(6),
+                lineage: LineageChoice::Continue,
+            },
+        );
+        #[extrinsic_call]
+        _(RawOrigin::Signed(owner), id);
+        assert!(!RetrainAuthorisations::<T>::contains_key(id));
+    }
+
+    #[benchmark]
+    fn remove_eval_key() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        let client = funded::<T>("client", 0);
+        Pallet::<T>::register_eval_key(
+            RawOrigin::Signed(client.clone()).into(),
+            id,
+            H256::repeat_byte(9),
+        )
+        .expect("eval key");
+        #[extrinsic_call]
+        _(RawOrigin::Signed(client.clone()), id);
+        assert!(!EvalKeys::<T>::contains_key(&client, id));
+    }
+
+    #[benchmark]
+    fn clear_usage() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        let client = funded::<T>("client", 0);
+        pending_request::<T>(id, &client);
+        Pallet::<T>::retrain_model(
+            RawOrigin::Signed(owner).into(),
             id,
             H256::repeat_byte(5),
             H256::repeat_byte(6),
-        );
-        assert_eq!(Models::<T>::get(id).expect("model").generation, 1);
+            new_lineage(),
+        )
+        .expect("retrained");
+        #[extrinsic_call]
+        _(RawOrigin::Signed(client.clone()), id);
+        assert!(!Usage::<T>::contains_key(id, &client));
     }
 
     #[benchmark]
@@ -260,20 +365,39 @@ mod benchmarks {
     }
 
     #[benchmark]
-    fn on_initialize(n: Linear<0, { T::MaxRequestsPerBlock::get() }>) {
+    fn on_initialize(
+        t: Linear<0, { T::MaxRequestsPerBlock::get() }>,
+        p: Linear<0, { T::MaxRequestsPerBlock::get() }>,
+    ) {
         let owner = funded::<T>("owner", 0);
         let id = model::<T>(&owner);
-        let mut deadline = Default::default();
-        for i in 0..n {
-            let client = funded::<T>("client", i);
-            let r = pending_request::<T>(id, &client);
-            deadline = Requests::<T>::get(r).expect("request").deadline;
+        // p answered requests from an earlier block, queued for pruning now ...
+        let mut finished = Vec::new();
+        for i in 0..p {
+            let r = pending_request::<T>(id, &funded::<T>("done", i));
+            Pallet::<T>::submit_result(
+                RawOrigin::Signed(assigned::<T>(r)).into(),
+                r,
+                H256::repeat_byte(3),
+            )
+            .expect("answered");
+            finished.push(r);
         }
+        let later = frame_system::Pallet::<T>::block_number() + 1u32.into();
+        frame_system::Pallet::<T>::set_block_number(later);
+        // ... and t pending requests that time out now (the refund path).
+        let deadline = later + Bounds::<T>::get().request_timeout;
+        for i in 0..t {
+            pending_request::<T>(id, &funded::<T>("client", i));
+        }
+        let queue: BoundedVec<_, _> = finished.try_into().expect("p ≤ MaxRequestsPerBlock");
+        PruneQueue::<T>::insert(deadline, queue);
         #[block]
         {
             Pallet::<T>::on_initialize(deadline);
         }
         assert_eq!(Models::<T>::get(id).expect("model").pending, 0);
+        assert_eq!(Requests::<T>::iter().count() as u32, t);
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

@@ -3,30 +3,45 @@
 //! The policy ledger of smidl: privacy-preserving ML inference where clients send encrypted
 //! feature vectors to an off-chain worker that evaluates a model homomorphically. The chain
 //! never sees data or weights; it records who may use which model, how often, for how long and
-//! at what privacy cost, plus commitments (BLAKE2-256 hashes) that let anyone audit integrity.
+//! at what privacy cost, plus salted commitments that let an auditor check integrity.
 //!
 //! ## Concepts
-//! - **Model**: registered by an owner with a weights commitment, a dataset commitment, a set
-//!   of authorised worker accounts and a [`Policy`].
+//! - **Lineage**: the training rows behind one or more models and their one privacy budget.
+//!   Every query on a model spends its lineage: the total loss all accounts together spend,
+//!   over every epoch, reset and retrain on those rows, never exceeds the lineage's budget.
+//!   That is the guarantee a data subject cares about; it holds against any coalition of
+//!   accounts (Sybils included) and against the workers. Only the owner opens a lineage (at
+//!   registration, or by declaring genuinely new rows at a retrain) and lineages are kept
+//!   forever.
+//! - **Model**: registered by an owner with weights and dataset commitments, the worker
+//!   accounts that serve it, a [`Policy`] and a [`LineageChoice`].
 //! - **Epoch**: a model's usage window. Per epoch the pallet counts every account's requests
 //!   n_i and their sum N. The model locks ([`ModelState::Exhausted`]) when N reaches K
 //!   (`max_queries_per_epoch`) and expires when the epoch lifetime T or the idle timeout
 //!   passes. A worker (after deleting the epoch's client data off-chain) or the owner then
-//!   calls [`Pallet::reset_model`] (same weights, new epoch) or [`Pallet::retrain_model`] (new
-//!   weights and dataset: privacy budgets restart).
-//! - **Privacy budget**: every request spends the model's per-query ε from the account's
-//!   budget, composed linearly in pure-ε mode or as zCDP (ρ = ε²/2 per query). Amounts are
-//!   fixed-point integers (see [`privacy`]); every rounding goes against the spender.
+//!   calls [`Pallet::reset_model`] (same weights, same lineage, new epoch). Only the owner
+//!   retrains ([`Pallet::retrain_model`]), directly or through a worker holding its
+//!   [`RetrainAuthorisation`] for exactly the new commitments.
+//! - **Privacy budget**: every request spends the model's per-query cost from the account's
+//!   allocation on the model *and* from the lineage, composed linearly in pure-ε mode or as
+//!   zCDP (ρ = ε²/2 per query, budgets converted once). Amounts are fixed-point integers (see
+//!   [`privacy`]); every rounding goes against the spender.
 //! - **Request**: created by [`Pallet::request_inference`] with the commitment of the encrypted
-//!   input; completed by a worker's [`Pallet::submit_result`] with the output commitment, or
-//!   rejected ([`Pallet::reject_request`]) or timed out, both of which refund budget, counters
-//!   and fee.
+//!   input and assigned to exactly one of the model's workers (by request id), which alone may
+//!   complete it with [`Pallet::submit_result`] or refuse it ([`Pallet::reject_request`]).
+//!   Only a request that got no answer is refunded (rejection or timeout): a completed request
+//!   stays charged. Finished requests are pruned after `RequestRetention` blocks (events keep
+//!   the history).
+//! - **Deposits**: models, lineages, evaluation-key records and usage records are paid for with
+//!   held deposits; the last two come back with [`Pallet::remove_eval_key`] and
+//!   [`Pallet::clear_usage`].
 //!
 //! ## Calls
-//! Owner: `register_model`, `update_policy`, `set_workers`, `retire_model`. Clients:
-//! `register_eval_key`, `request_inference`. Workers: `submit_result`, `reject_request`.
-//! Worker or owner: `reset_model`, `retrain_model`. Anyone: `expire_model` (records a time-based
-//! expiry). Root: `set_bounds`.
+//! Owner: `register_model`, `update_policy`, `set_workers`, `retire_model`,
+//! `authorise_retrain`, `revoke_retrain`, `retrain_model`. Clients: `register_eval_key`,
+//! `remove_eval_key`, `request_inference`, `clear_usage`. Assigned worker: `submit_result`,
+//! `reject_request`. Worker or owner: `reset_model`; worker with the owner's authorisation:
+//! `retrain_model`. Anyone: `expire_model`. Root: `set_bounds`.
 //!
 //! Off-chain workers are driven only by this pallet's events and storage.
 
@@ -36,6 +51,8 @@ extern crate alloc;
 
 pub use pallet::*;
 
+mod impl_ledger;
+mod impl_status;
 pub mod privacy;
 pub mod runtime_api;
 pub mod types;
@@ -53,7 +70,7 @@ pub use weights::WeightInfo;
 
 use frame_support::traits::fungible;
 
-/// Balance type of the currency that pays fees.
+/// Balance type of the currency that pays fees and deposits.
 pub type BalanceOf<T> =
     <<T as Config>::Currency as fungible::Inspect<<T as frame_system::Config>::AccountId>>::Balance;
 
@@ -68,7 +85,7 @@ const LOG_TARGET: &str = "runtime::secure-inference";
 #[frame_support::pallet]
 pub mod pallet {
     use super::*;
-    use crate::privacy::{self, MAX_DELTA_EXPONENT, MIN_DELTA_EXPONENT};
+    use crate::privacy::{self, MAX_DELTA_EXPONENT};
     use alloc::vec::Vec;
     use frame_support::{
         pallet_prelude::*,
@@ -79,10 +96,10 @@ pub mod pallet {
     };
     use frame_system::pallet_prelude::*;
     use sp_core::H256;
-    use sp_runtime::traits::{CheckedAdd, Saturating, Zero};
+    use sp_runtime::traits::{Saturating, Zero};
 
-    /// The in-code storage version.
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+    /// The in-code storage version. 2: lineages, request assignment, deposits, pruning.
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -91,7 +108,7 @@ pub mod pallet {
     /// Configuration of the pallet.
     #[pallet::config]
     pub trait Config: frame_system::Config<RuntimeEvent: From<Event<Self>>> {
-        /// Currency in which per-query fees are held and paid.
+        /// Currency in which per-query fees and storage deposits are held.
         type Currency: Inspect<Self::AccountId>
             + Mutate<Self::AccountId>
             + InspectHold<Self::AccountId, Reason = Self::RuntimeHoldReason>
@@ -105,9 +122,33 @@ pub mod pallet {
         type MaxWorkers: Get<u32>;
 
         /// Most requests that may share one timeout block. Bounds the work `on_initialize`
-        /// does to time requests out, and hence the requests accepted per block.
+        /// does to time requests out and prune them, and hence the requests accepted per block.
         #[pallet::constant]
         type MaxRequestsPerBlock: Get<u32>;
+
+        /// Deposit held from the owner for every model record (kept while the record is).
+        #[pallet::constant]
+        type ModelDeposit: Get<BalanceOf<Self>>;
+
+        /// Deposit held from the owner for every lineage it opens (lineages are kept forever:
+        /// they are the record that the budget held).
+        #[pallet::constant]
+        type LineageDeposit: Get<BalanceOf<Self>>;
+
+        /// Deposit held from an account for its evaluation-key record of a model; returned by
+        /// `remove_eval_key`.
+        #[pallet::constant]
+        type EvalKeyDeposit: Get<BalanceOf<Self>>;
+
+        /// Deposit held from an account for its usage record of a model, taken at its first
+        /// request; returned by `clear_usage` once the record no longer backs a budget.
+        #[pallet::constant]
+        type UsageDeposit: Get<BalanceOf<Self>>;
+
+        /// Blocks a finished request stays in storage after its deadline (clients and workers
+        /// read its status meanwhile); then `on_initialize` removes it. Events keep history.
+        #[pallet::constant]
+        type RequestRetention: Get<BlockNumberFor<Self>>;
 
         /// Weights of this pallet's calls.
         type WeightInfo: WeightInfo;
@@ -118,6 +159,12 @@ pub mod pallet {
     pub enum HoldReason {
         /// A per-query fee escrowed until the result is delivered (or refunded).
         InferenceFee,
+        /// The storage deposit of a model or lineage record.
+        ModelDeposit,
+        /// The storage deposit of an evaluation-key record.
+        EvalKeyDeposit,
+        /// The storage deposit of a usage record.
+        UsageDeposit,
     }
 
     /// Default chain-wide bounds, used until `Root` or the genesis config sets them.
@@ -129,6 +176,7 @@ pub mod pallet {
             max_epoch_lifetime: 5_184_000u32.into(),
             max_epsilon_per_query: 10 * privacy::PRIVACY_SCALE,
             max_account_budget: 1_000 * privacy::PRIVACY_SCALE,
+            max_lineage_budget: 1_000 * privacy::PRIVACY_SCALE,
             request_timeout: 100u32.into(),
         }
     }
@@ -141,14 +189,28 @@ pub mod pallet {
     #[pallet::storage]
     pub type NextModelId<T: Config> = StorageValue<_, ModelId, ValueQuery>;
 
-    /// Registered models: owner, workers, commitments, policy and the current epoch's counters
-    /// (N, epoch number and start, last use, state).
+    /// Registered models: owner, workers, commitments, lineage, policy and the current epoch's
+    /// counters (N, epoch number and start, last use, state).
     #[pallet::storage]
     pub type Models<T: Config> =
         StorageMap<_, Blake2_128Concat, ModelId, ModelInfo<T>, OptionQuery>;
 
+    /// Identifier the next lineage receives.
+    #[pallet::storage]
+    pub type NextLineageId<T: Config> = StorageValue<_, LineageId, ValueQuery>;
+
+    /// Dataset lineages and what all accounts together spent on them.
+    #[pallet::storage]
+    pub type Lineages<T: Config> =
+        StorageMap<_, Blake2_128Concat, LineageId, Lineage<T>, OptionQuery>;
+
+    /// The owner's authorisation for a worker to retrain a model (one per model, consumed).
+    #[pallet::storage]
+    pub type RetrainAuthorisations<T: Config> =
+        StorageMap<_, Blake2_128Concat, ModelId, RetrainAuthorisation, OptionQuery>;
+
     /// Per model and account: n_i for the epoch it names and the privacy loss spent against the
-    /// dataset generation it names (both read as zero once the model moved on).
+    /// lineage it names (both read as zero once the model moved on).
     #[pallet::storage]
     pub type Usage<T: Config> = StorageDoubleMap<
         _,
@@ -156,7 +218,7 @@ pub mod pallet {
         ModelId,
         Blake2_128Concat,
         T::AccountId,
-        AccountUsage<BlockNumberFor<T>>,
+        AccountUsage<BalanceOf<T>, BlockNumberFor<T>>,
         OptionQuery,
     >;
 
@@ -169,7 +231,7 @@ pub mod pallet {
         T::AccountId,
         Blake2_128Concat,
         ModelId,
-        EvalKeyInfo<BlockNumberFor<T>>,
+        EvalKeyInfo<BalanceOf<T>, BlockNumberFor<T>>,
         OptionQuery,
     >;
 
@@ -177,7 +239,7 @@ pub mod pallet {
     #[pallet::storage]
     pub type NextRequestId<T: Config> = StorageValue<_, RequestId, ValueQuery>;
 
-    /// Inference requests with their input/output commitments and status.
+    /// Inference requests with their input/output commitments, assigned worker and status.
     #[pallet::storage]
     pub type Requests<T: Config> =
         StorageMap<_, Blake2_128Concat, RequestId, InferenceRequest<T>, OptionQuery>;
@@ -192,12 +254,22 @@ pub mod pallet {
         ValueQuery,
     >;
 
+    /// Finished requests by the block at which they are removed from `Requests`.
+    #[pallet::storage]
+    pub type PruneQueue<T: Config> = StorageMap<
+        _,
+        Twox64Concat,
+        BlockNumberFor<T>,
+        BoundedVec<RequestId, T::MaxRequestsPerBlock>,
+        ValueQuery,
+    >;
+
     #[pallet::genesis_config]
     #[derive(frame_support::DefaultNoBound)]
     pub struct GenesisConfig<T: Config> {
         /// Chain-wide bounds; `None` keeps the defaults.
         pub bounds: Option<GlobalBounds<u32>>,
-        /// Models registered at genesis.
+        /// Models registered at genesis, each on a lineage of its own (no deposits).
         pub models: Vec<GenesisModel<T::AccountId>>,
     }
 
@@ -210,6 +282,7 @@ pub mod pallet {
                     max_epoch_lifetime: b.max_epoch_lifetime.into(),
                     max_epsilon_per_query: b.max_epsilon_per_query,
                     max_account_budget: b.max_account_budget,
+                    max_lineage_budget: b.max_lineage_budget,
                     request_timeout: b.request_timeout.into(),
                 };
                 Pallet::<T>::check_bounds(&bounds).expect("genesis bounds are invalid");
@@ -244,6 +317,10 @@ pub mod pallet {
                     m.weights_commitment,
                     m.dataset_commitment,
                     policy,
+                    LineageChoice::New {
+                        epsilon_budget: m.lineage_epsilon_budget,
+                    },
+                    false,
                 )
                 .expect("genesis model is invalid");
             }
@@ -251,7 +328,7 @@ pub mod pallet {
     }
 
     #[pallet::event]
-    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    #[pallet::generate_deposit(pub(crate) fn deposit_event)]
     pub enum Event<T: Config> {
         /// A model was registered; its first epoch (0) starts now.
         ModelRegistered {
@@ -259,7 +336,19 @@ pub mod pallet {
             owner: T::AccountId,
             weights_commitment: H256,
             dataset_commitment: H256,
+            lineage_id: LineageId,
             policy: PolicyOf<T>,
+        },
+        /// An owner opened a lineage: new training rows with their own total budget.
+        LineageOpened {
+            lineage_id: LineageId,
+            owner: T::AccountId,
+            accounting: Accounting,
+            /// Declared budget, micro-ε.
+            epsilon_budget: PrivacyUnits,
+            /// Budget in the accounting unit.
+            budget: PrivacyUnits,
+            dataset_commitment: H256,
         },
         /// The owner changed the policy; `applies` says when it takes effect.
         PolicyUpdated {
@@ -267,26 +356,47 @@ pub mod pallet {
             policy: PolicyOf<T>,
             applies: PolicyApplication,
         },
-        /// The owner replaced the set of authorised workers.
+        /// The owner replaced the set of workers. Pending requests assigned to a removed
+        /// worker can no longer be answered and time out (refunded).
         WorkersSet {
             model_id: ModelId,
             workers: Vec<T::AccountId>,
         },
         /// The owner retired the model: no new requests, ever.
         ModelRetired { model_id: ModelId },
+        /// The owner authorised its workers to retrain the model with exactly these
+        /// commitments and lineage choice.
+        RetrainAuthorised {
+            model_id: ModelId,
+            authorisation: RetrainAuthorisation,
+        },
+        /// The owner withdrew its retrain authorisation.
+        RetrainRevoked { model_id: ModelId },
         /// An account registered the commitment of its evaluation key for a model.
         EvalKeyRegistered {
             who: T::AccountId,
             model_id: ModelId,
             commitment: H256,
         },
-        /// A request was accepted: the worker must fetch the ciphertext hashing to
+        /// An account removed its evaluation-key record; its deposit was returned.
+        EvalKeyRemoved {
+            who: T::AccountId,
+            model_id: ModelId,
+        },
+        /// An account removed a usage record that no longer backs a budget; its deposit was
+        /// returned.
+        UsageCleared {
+            who: T::AccountId,
+            model_id: ModelId,
+        },
+        /// A request was accepted: `worker` must fetch the ciphertext hashing to
         /// `input_commitment` and answer before `deadline`.
         InferenceRequested {
             request_id: RequestId,
             model_id: ModelId,
             epoch: EpochIndex,
             requester: T::AccountId,
+            worker: T::AccountId,
             input_commitment: H256,
             eval_key_commitment: Option<H256>,
             /// n_i after this request.
@@ -295,8 +405,10 @@ pub mod pallet {
             epoch_queries: u32,
             /// Privacy charged, in the model's accounting unit.
             privacy_charged: PrivacyUnits,
-            /// The account's total spent against the current generation after this request.
+            /// The account's total spent on this model against the lineage after this request.
             privacy_spent: PrivacyUnits,
+            /// Everyone's total spent against the lineage after this request.
+            lineage_spent: PrivacyUnits,
             fee: BalanceOf<T>,
             deadline: BlockNumberFor<T>,
         },
@@ -306,7 +418,8 @@ pub mod pallet {
             epoch: EpochIndex,
             queries: u32,
         },
-        /// A worker delivered the encrypted result of a request.
+        /// The assigned worker delivered the encrypted result of a request. The charge is
+        /// final: the request can no longer be refunded.
         ResultSubmitted {
             request_id: RequestId,
             model_id: ModelId,
@@ -315,7 +428,7 @@ pub mod pallet {
             requester: T::AccountId,
             output_commitment: H256,
         },
-        /// A worker refused a request; budget, counters and fee were refunded.
+        /// The assigned worker refused a request; budget, counters and fee were refunded.
         RequestRejected {
             request_id: RequestId,
             model_id: ModelId,
@@ -336,7 +449,7 @@ pub mod pallet {
             reason: ExpiryReason,
         },
         /// A new epoch started with the same weights; per-account counters restart, budgets
-        /// are kept.
+        /// (account and lineage) are kept.
         ModelReset {
             model_id: ModelId,
             previous_epoch: EpochIndex,
@@ -344,7 +457,8 @@ pub mod pallet {
             by: T::AccountId,
             policy_changed: bool,
         },
-        /// A new epoch started with new weights and a new dataset generation; budgets restart.
+        /// A new epoch started with new weights. Budgets restart only if `lineage_id` is
+        /// another lineage than before (the owner declared other rows).
         ModelRetrained {
             model_id: ModelId,
             previous_epoch: EpochIndex,
@@ -352,6 +466,7 @@ pub mod pallet {
             generation: u32,
             weights_commitment: H256,
             dataset_commitment: H256,
+            lineage_id: LineageId,
             by: T::AccountId,
             policy_changed: bool,
         },
@@ -365,10 +480,14 @@ pub mod pallet {
         ModelNotFound,
         /// Only the model's owner may do this.
         NotOwner,
-        /// Only an authorised worker of the model may do this.
+        /// Only a worker of the model may do this.
         NotWorker,
         /// Only the model's owner or one of its workers may do this.
         NotOwnerOrWorker,
+        /// The request is assigned to another worker of the model.
+        NotAssignedWorker,
+        /// The model has no worker to assign the request to.
+        NoWorkers,
         /// The same account appears twice in the worker list.
         DuplicateWorker,
         /// K must be at least 1 and at most the global bound.
@@ -385,6 +504,16 @@ pub mod pallet {
         InvalidDelta,
         /// The global bounds must all be positive.
         InvalidBounds,
+        /// The lineage budget must cover at least one query and be at most the global bound.
+        InvalidLineageBudget,
+        /// No lineage has this id.
+        LineageNotFound,
+        /// A model may only join a lineage of its own owner.
+        NotLineageOwner,
+        /// Every model on a lineage must use the lineage's accounting mode.
+        AccountingMismatch,
+        /// A new model has no lineage to continue: open one or join one.
+        NoLineageToContinue,
         /// The model is retired.
         ModelRetired,
         /// The epoch's query limit K is reached: wait for a reset or retrain.
@@ -397,15 +526,26 @@ pub mod pallet {
         ModelNotExpired,
         /// A worker may reset or retrain only an exhausted or expired model.
         ResetNotAllowed,
-        /// Retraining needs a new weights commitment and a new dataset commitment.
+        /// A worker may retrain only with the owner's authorisation for exactly these
+        /// commitments and lineage choice.
+        RetrainNotAuthorised,
+        /// The model has no retrain authorisation to revoke.
+        NoRetrainAuthorisation,
+        /// Retraining needs a new weights commitment (and, for a new lineage, a new dataset
+        /// commitment).
         CommitmentUnchanged,
-        /// This request would exceed the account's privacy budget.
+        /// This request would exceed the account's privacy budget on the model.
         BudgetExhausted,
+        /// This request would exceed the lineage's budget: all accounts together have spent
+        /// what these training rows allow.
+        LineageBudgetExhausted,
         /// The requester cannot pay (hold) the per-query fee.
         CannotPayFee,
+        /// The caller cannot pay (hold) the storage deposit.
+        CannotPayDeposit,
         /// Paying the held fee to the owner failed.
         FeeTransferFailed,
-        /// No request has this id.
+        /// No request has this id (or it was pruned).
         RequestNotFound,
         /// The request was already completed, rejected or timed out.
         RequestNotPending,
@@ -413,6 +553,13 @@ pub mod pallet {
         StaleEpoch,
         /// Too many requests already time out at the same block; retry in the next block.
         TooManyRequestsInBlock,
+        /// The caller has no evaluation-key record for this model.
+        EvalKeyNotFound,
+        /// The caller has no usage record for this model.
+        UsageNotFound,
+        /// The usage record still backs the account's budget on the model's lineage (or a
+        /// request is pending): it cannot be cleared.
+        UsageInUse,
         /// A counter or identifier would overflow.
         Overflow,
     }
@@ -421,26 +568,56 @@ pub mod pallet {
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(now: BlockNumberFor<T>) -> Weight {
             let due = RequestDeadlines::<T>::take(now);
-            let n = due.len() as u32;
-            for id in due {
-                Self::time_out(id);
+            let timed = due.len() as u32;
+            for id in due.iter() {
+                Self::time_out(*id);
             }
-            T::WeightInfo::on_initialize(n)
+            // Every request due now is finished (answered, refused or just timed out): it
+            // leaves storage after the retention window.
+            if !due.is_empty() {
+                let at = now.saturating_add(T::RequestRetention::get());
+                PruneQueue::<T>::mutate(at, |queue| {
+                    for id in due {
+                        // Only a retention change by runtime upgrade can make two blocks share
+                        // a slot; what does not fit then stays stored (no loss of state).
+                        if queue.try_push(id).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            let old = PruneQueue::<T>::take(now);
+            let pruned = old.len() as u32;
+            for id in old {
+                Self::prune(id);
+            }
+            T::WeightInfo::on_initialize(timed, pruned)
         }
 
         fn integrity_test() {
             assert!(T::MaxWorkers::get() > 0, "MaxWorkers must be positive");
+            let max = T::MaxRequestsPerBlock::get();
+            assert!(max > 0, "MaxRequestsPerBlock must be positive");
             assert!(
-                T::MaxRequestsPerBlock::get() > 0,
-                "MaxRequestsPerBlock must be positive"
+                !T::RequestRetention::get().is_zero(),
+                "RequestRetention must be positive"
             );
             let b = <DefaultBounds<T> as Get<BoundsOf<T>>>::get();
             // The largest allowed ε must square without overflow in the zCDP arithmetic.
             assert!(privacy::rho_per_query(b.max_epsilon_per_query).is_some());
             assert!(privacy::rho_budget(b.max_account_budget, MAX_DELTA_EXPONENT).is_some());
+            assert!(privacy::rho_budget(b.max_lineage_budget, MAX_DELTA_EXPONENT).is_some());
             assert!(
                 Pallet::<T>::check_bounds(&b).is_ok(),
                 "default bounds are invalid"
+            );
+            // The busiest on_initialize (every slot timing out and pruning) must leave most of
+            // the block to extrinsics: at most a tenth of it.
+            let busiest = T::WeightInfo::on_initialize(max, max);
+            let block = <T as frame_system::Config>::BlockWeights::get().max_block;
+            assert!(
+                busiest.all_lte(block / 10),
+                "on_initialize at MaxRequestsPerBlock ({busiest:?}) exceeds a tenth of a block ({block:?})"
             );
         }
 
@@ -452,8 +629,10 @@ pub mod pallet {
 
     #[pallet::call]
     impl<T: Config> Pallet<T> {
-        /// Register a model owned by the caller, with its authorised workers, commitments and
-        /// policy. Its epoch 0 starts now.
+        /// Register a model owned by the caller, with its workers, salted commitments, policy
+        /// and lineage: `New` opens a lineage for these rows with its own total budget, `Join`
+        /// spends an existing lineage of the caller's (the rows are already covered by it).
+        /// Holds the model deposit (and the lineage deposit for `New`). Epoch 0 starts now.
         #[pallet::call_index(0)]
         #[pallet::weight(T::WeightInfo::register_model(workers.len() as u32))]
         pub fn register_model(
@@ -462,6 +641,7 @@ pub mod pallet {
             weights_commitment: H256,
             dataset_commitment: H256,
             policy: PolicyOf<T>,
+            lineage: LineageChoice,
         ) -> DispatchResult {
             let owner = ensure_signed(origin)?;
             Self::do_register(
@@ -470,13 +650,16 @@ pub mod pallet {
                 weights_commitment,
                 dataset_commitment,
                 policy,
+                lineage,
+                true,
             )?;
             Ok(())
         }
 
         /// Change a model's policy (owner). Pure tightenings (lower K, T or idle timeout, lower
         /// fee, everything else equal) apply at once; loosenings wait for the next epoch; a
-        /// lower budget or a new accounting mode waits for the next retrain.
+        /// lower account budget or a new accounting mode waits for a retrain onto another
+        /// lineage.
         #[pallet::call_index(1)]
         #[pallet::weight(T::WeightInfo::update_policy())]
         pub fn update_policy(
@@ -515,7 +698,8 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Replace the model's authorised workers (owner).
+        /// Replace the model's workers (owner). Requests already assigned to a removed worker
+        /// can no longer be answered; they time out and are refunded.
         #[pallet::call_index(2)]
         #[pallet::weight(T::WeightInfo::set_workers(workers.len() as u32))]
         pub fn set_workers(
@@ -551,12 +735,14 @@ pub mod pallet {
                 model.state = ModelState::Retired;
                 Ok(())
             })?;
+            RetrainAuthorisations::<T>::remove(model_id);
             Self::deposit_event(Event::ModelRetired { model_id });
             Ok(())
         }
 
         /// Record the commitment (BLAKE2-256) of the evaluation key the caller uploaded to the
-        /// model's workers. Replaces an earlier registration.
+        /// model's workers. Replaces an earlier registration; the first one holds the
+        /// evaluation-key deposit.
         #[pallet::call_index(4)]
         #[pallet::weight(T::WeightInfo::register_eval_key())]
         pub fn register_eval_key(
@@ -568,12 +754,19 @@ pub mod pallet {
             let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
             ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
             let registered_at = frame_system::Pallet::<T>::block_number();
+            let deposit = match EvalKeys::<T>::get(&who, model_id) {
+                Some(old) => old.deposit,
+                None => {
+                    Self::hold_deposit(&who, HoldReason::EvalKeyDeposit, T::EvalKeyDeposit::get())?
+                }
+            };
             EvalKeys::<T>::insert(
                 &who,
                 model_id,
                 EvalKeyInfo {
                     commitment,
                     registered_at,
+                    deposit,
                 },
             );
             Self::deposit_event(Event::EvalKeyRegistered {
@@ -587,8 +780,10 @@ pub mod pallet {
         /// Ask for an inference on the encrypted input whose BLAKE2-256 is `input_commitment`.
         ///
         /// Checks the model is usable (not retired, N < K, within its lifetime and idle
-        /// timeout) and that the caller's privacy budget covers the query; holds the fee;
-        /// increments n_i and N; spends the privacy cost. Locks the model when N reaches K.
+        /// timeout) and that both the caller's budget on the model and the lineage's budget
+        /// cover the query; holds the fee (and, on the caller's first request, the usage
+        /// deposit); increments n_i and N; spends the privacy cost from both budgets; assigns
+        /// the request to one worker. Locks the model when N reaches K.
         #[pallet::call_index(5)]
         #[pallet::weight(T::WeightInfo::request_inference())]
         pub fn request_inference(
@@ -597,103 +792,12 @@ pub mod pallet {
             input_commitment: H256,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            let now = frame_system::Pallet::<T>::block_number();
-            let mut model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
-            match Self::effective_state(&model, now) {
-                (ModelState::Active, _) => {}
-                (ModelState::Retired, _) => return Err(Error::<T>::ModelRetired.into()),
-                (ModelState::Exhausted, _) => return Err(Error::<T>::ModelExhausted.into()),
-                (ModelState::Expired, Some(ExpiryReason::Idle)) => {
-                    return Err(Error::<T>::IdleTimeoutExpired.into())
-                }
-                (ModelState::Expired, _) => return Err(Error::<T>::EpochLifetimeExpired.into()),
-            }
-            ensure!(
-                model.queries < model.policy.max_queries_per_epoch,
-                Error::<T>::ModelExhausted
-            );
-
-            let mut usage = Self::current_usage(model_id, &model, &who);
-            let spent = usage
-                .spent
-                .checked_add(model.cost_per_query)
-                .ok_or(Error::<T>::Overflow)?;
-            ensure!(spent <= model.account_budget, Error::<T>::BudgetExhausted);
-
-            let deadline = now
-                .checked_add(&Bounds::<T>::get().request_timeout)
-                .ok_or(Error::<T>::Overflow)?;
-            let request_id = NextRequestId::<T>::get();
-            let next_request_id = request_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            RequestDeadlines::<T>::try_mutate(deadline, |ids| ids.try_push(request_id))
-                .map_err(|_| Error::<T>::TooManyRequestsInBlock)?;
-
-            let fee = model.policy.fee_per_query;
-            if !fee.is_zero() {
-                T::Currency::hold(&HoldReason::InferenceFee.into(), &who, fee)
-                    .map_err(|_| Error::<T>::CannotPayFee)?;
-            }
-
-            usage.queries = usage.queries.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            usage.spent = spent;
-            usage.last_request = now;
-            model.queries = model.queries.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            model.pending = model.pending.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            model.last_used = now;
-            let exhausted = model.queries >= model.policy.max_queries_per_epoch;
-            if exhausted {
-                model.state = ModelState::Exhausted;
-            }
-
-            let eval_key_commitment = EvalKeys::<T>::get(&who, model_id).map(|k| k.commitment);
-            Requests::<T>::insert(
-                request_id,
-                InferenceRequest {
-                    model_id,
-                    epoch: model.epoch,
-                    generation: model.generation,
-                    requester: who.clone(),
-                    input_commitment,
-                    eval_key_commitment,
-                    submitted_at: now,
-                    deadline,
-                    privacy_charged: model.cost_per_query,
-                    fee,
-                    status: RequestStatus::Pending,
-                },
-            );
-            NextRequestId::<T>::put(next_request_id);
-            Usage::<T>::insert(model_id, &who, &usage);
-            let (epoch, queries) = (model.epoch, model.queries);
-            let privacy_charged = model.cost_per_query;
-            Models::<T>::insert(model_id, model);
-
-            Self::deposit_event(Event::InferenceRequested {
-                request_id,
-                model_id,
-                epoch,
-                requester: who,
-                input_commitment,
-                eval_key_commitment,
-                account_queries: usage.queries,
-                epoch_queries: queries,
-                privacy_charged,
-                privacy_spent: usage.spent,
-                fee,
-                deadline,
-            });
-            if exhausted {
-                Self::deposit_event(Event::QueryLimitReached {
-                    model_id,
-                    epoch,
-                    queries,
-                });
-            }
-            Ok(())
+            Self::do_request(who, model_id, input_commitment)
         }
 
-        /// Deliver the encrypted result of a pending request of the current epoch (authorised
-        /// worker). Pays the held fee to the owner.
+        /// Deliver the encrypted result of a pending request of the current epoch (its
+        /// assigned worker only). Pays the held fee to the owner. From here on the charge is
+        /// final: neither a rejection nor the timeout can refund the request.
         #[pallet::call_index(6)]
         #[pallet::weight(T::WeightInfo::submit_result())]
         pub fn submit_result(
@@ -708,7 +812,7 @@ pub mod pallet {
                 Error::<T>::RequestNotPending
             );
             let mut model = Models::<T>::get(request.model_id).ok_or(Error::<T>::ModelNotFound)?;
-            ensure!(model.workers.contains(&worker), Error::<T>::NotWorker);
+            Self::ensure_assigned(&model, &request, &worker)?;
             ensure!(request.epoch == model.epoch, Error::<T>::StaleEpoch);
 
             if !request.fee.is_zero() {
@@ -739,8 +843,9 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Refuse a pending request (authorised worker), of any epoch. Refunds the requester's
-        /// fee, its privacy charge and, if the epoch is still current, the counters n_i and N.
+        /// Refuse a pending request, of any epoch (its assigned worker only). Refunds the
+        /// requester's fee, its privacy charge (account and lineage) and, if the epoch is still
+        /// current, the counters n_i and N. A worker refuses only requests it did not answer.
         #[pallet::call_index(7)]
         #[pallet::weight(T::WeightInfo::reject_request())]
         pub fn reject_request(
@@ -755,7 +860,7 @@ pub mod pallet {
                 Error::<T>::RequestNotPending
             );
             let model = Models::<T>::get(request.model_id).ok_or(Error::<T>::ModelNotFound)?;
-            ensure!(model.workers.contains(&worker), Error::<T>::NotWorker);
+            Self::ensure_assigned(&model, &request, &worker)?;
             Self::refund(&request, model)?;
             request.status = RequestStatus::Rejected { reason };
             let (model_id, requester) = (request.model_id, request.requester.clone());
@@ -770,9 +875,10 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Start a new epoch with the same weights (worker or owner): N and every n_i restart,
-        /// privacy budgets are kept (same data). A worker may do this only once the model is
-        /// exhausted or expired, after deleting the epoch's client data; the owner at any time.
+        /// Start a new epoch with the same weights (worker or owner): N and every n_i restart;
+        /// account and lineage budgets are kept (same rows). A worker may do this only once
+        /// the model is exhausted or expired, after deleting the epoch's client data; the
+        /// owner at any time.
         #[pallet::call_index(8)]
         #[pallet::weight(T::WeightInfo::reset_model())]
         pub fn reset_model(origin: OriginFor<T>, model_id: ModelId) -> DispatchResult {
@@ -793,8 +899,11 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Start a new epoch with retrained weights on a new dataset generation (worker or
-        /// owner, same conditions as `reset_model`). Privacy budgets restart.
+        /// Start a new epoch with retrained weights. `lineage` says which rows they were
+        /// trained on: `Continue` (the same or overlapping rows: budgets carry on), `Join` or
+        /// `New` (other rows: the model spends another lineage from now on). The owner may
+        /// retrain at any time; a worker only an exhausted or expired model, and only with
+        /// the owner's [`RetrainAuthorisation`] for exactly these arguments, which it consumes.
         #[pallet::call_index(9)]
         #[pallet::weight(T::WeightInfo::retrain_model())]
         pub fn retrain_model(
@@ -802,40 +911,23 @@ pub mod pallet {
             model_id: ModelId,
             weights_commitment: H256,
             dataset_commitment: H256,
+            lineage: LineageChoice,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            let mut model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
-            Self::ensure_may_restart(&model, &who)?;
-            ensure!(
-                weights_commitment != model.weights_commitment
-                    && dataset_commitment != model.dataset_commitment,
-                Error::<T>::CommitmentUnchanged
-            );
-            let previous_epoch = model.epoch;
-            model.generation = model
-                .generation
-                .checked_add(1)
-                .ok_or(Error::<T>::Overflow)?;
-            model.weights_commitment = weights_commitment;
-            model.dataset_commitment = dataset_commitment;
-            let policy_changed = Self::start_epoch(&mut model, true)?;
-            let (epoch, generation) = (model.epoch, model.generation);
-            Models::<T>::insert(model_id, model);
-            Self::deposit_event(Event::ModelRetrained {
+            Self::do_retrain(
+                who,
                 model_id,
-                previous_epoch,
-                epoch,
-                generation,
-                weights_commitment,
-                dataset_commitment,
-                by: who,
-                policy_changed,
-            });
-            Ok(())
+                RetrainAuthorisation {
+                    weights_commitment,
+                    dataset_commitment,
+                    lineage,
+                },
+            )
         }
 
         /// Set the chain-wide bounds on policies and the request timeout (`Root`). Existing
-        /// policies are not re-checked; they meet the new bounds at their next update.
+        /// policies and lineages are not re-checked; policies meet the new bounds at their
+        /// next update.
         #[pallet::call_index(10)]
         #[pallet::weight(T::WeightInfo::set_bounds())]
         pub fn set_bounds(origin: OriginFor<T>, bounds: BoundsOf<T>) -> DispatchResult {
@@ -872,404 +964,68 @@ pub mod pallet {
             });
             Ok(())
         }
-    }
 
-    impl<T: Config> Pallet<T> {
-        /// Register a model (shared by the call and genesis).
-        pub(crate) fn do_register(
-            owner: T::AccountId,
-            workers: BoundedVec<T::AccountId, T::MaxWorkers>,
-            weights_commitment: H256,
-            dataset_commitment: H256,
-            policy: PolicyOf<T>,
-        ) -> Result<ModelId, DispatchError> {
-            Self::ensure_unique(&workers)?;
-            let (cost_per_query, account_budget) = Self::derive_costs(&policy)?;
-            let model_id = NextModelId::<T>::get();
-            let next = model_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            let now = frame_system::Pallet::<T>::block_number();
-            let model = ModelInfo::<T> {
-                owner: owner.clone(),
-                workers,
-                weights_commitment,
-                dataset_commitment,
-                generation: 0,
-                epoch: 0,
-                epoch_start: now,
-                last_used: now,
-                queries: 0,
-                pending: 0,
-                state: ModelState::Active,
-                policy: policy.clone(),
-                next_policy: None,
-                cost_per_query,
-                account_budget,
-            };
-            Models::<T>::insert(model_id, model);
-            NextModelId::<T>::put(next);
-            Self::deposit_event(Event::ModelRegistered {
-                model_id,
-                owner,
-                weights_commitment,
-                dataset_commitment,
-                policy,
-            });
-            Ok(model_id)
-        }
-
-        fn ensure_unique(workers: &[T::AccountId]) -> DispatchResult {
-            for (i, w) in workers.iter().enumerate() {
-                ensure!(!workers[..i].contains(w), Error::<T>::DuplicateWorker);
-            }
-            Ok(())
-        }
-
-        /// Validate a policy against the global bounds and derive (cost per query, account
-        /// budget) in the accounting unit.
-        pub(crate) fn derive_costs(
-            policy: &PolicyOf<T>,
-        ) -> Result<(PrivacyUnits, PrivacyUnits), DispatchError> {
-            let b = Bounds::<T>::get();
-            ensure!(
-                policy.max_queries_per_epoch >= 1
-                    && policy.max_queries_per_epoch <= b.max_queries_per_epoch,
-                Error::<T>::InvalidQueryLimit
-            );
-            ensure!(
-                !policy.epoch_lifetime.is_zero() && policy.epoch_lifetime <= b.max_epoch_lifetime,
-                Error::<T>::InvalidEpochLifetime
-            );
-            ensure!(
-                !policy.idle_timeout.is_zero(),
-                Error::<T>::InvalidIdleTimeout
-            );
-            ensure!(
-                policy.epsilon_per_query > 0 && policy.epsilon_per_query <= b.max_epsilon_per_query,
-                Error::<T>::InvalidEpsilon
-            );
-            ensure!(
-                policy.account_epsilon_budget <= b.max_account_budget,
-                Error::<T>::InvalidBudget
-            );
-            Self::costs_of(policy)
-        }
-
-        /// (cost per query, account budget) in the policy's accounting unit.
-        pub(crate) fn costs_of(
-            policy: &PolicyOf<T>,
-        ) -> Result<(PrivacyUnits, PrivacyUnits), DispatchError> {
-            let (cost, budget) = match policy.accounting {
-                Accounting::PureEpsilon => {
-                    (policy.epsilon_per_query, policy.account_epsilon_budget)
-                }
-                Accounting::Zcdp { delta_exponent } => {
-                    ensure!(
-                        (MIN_DELTA_EXPONENT..=MAX_DELTA_EXPONENT).contains(&delta_exponent),
-                        Error::<T>::InvalidDelta
-                    );
-                    let cost = privacy::rho_per_query(policy.epsilon_per_query)
-                        .ok_or(Error::<T>::Overflow)?;
-                    let budget = privacy::rho_budget(policy.account_epsilon_budget, delta_exponent)
-                        .ok_or(Error::<T>::Overflow)?;
-                    (cost, budget)
-                }
-            };
-            // A budget that cannot pay for one query is a mistake, not a policy.
-            ensure!(cost > 0 && budget >= cost, Error::<T>::InvalidBudget);
-            Ok((cost, budget))
-        }
-
-        /// When a policy change may take effect without re-judging anything already done.
-        pub(crate) fn classify_update(old: &PolicyOf<T>, new: &PolicyOf<T>) -> PolicyApplication {
-            if new.accounting != old.accounting
-                || new.account_epsilon_budget < old.account_epsilon_budget
-            {
-                return PolicyApplication::NextGeneration;
-            }
-            let tightens = new.max_queries_per_epoch <= old.max_queries_per_epoch
-                && new.epoch_lifetime <= old.epoch_lifetime
-                && new.idle_timeout <= old.idle_timeout
-                && new.fee_per_query <= old.fee_per_query
-                && new.epsilon_per_query == old.epsilon_per_query
-                && new.account_epsilon_budget == old.account_epsilon_budget;
-            if tightens {
-                PolicyApplication::Now
-            } else {
-                PolicyApplication::NextEpoch
-            }
-        }
-
-        pub(crate) fn check_bounds(b: &BoundsOf<T>) -> DispatchResult {
-            ensure!(
-                b.max_queries_per_epoch > 0
-                    && !b.max_epoch_lifetime.is_zero()
-                    && b.max_epsilon_per_query > 0
-                    && b.max_account_budget > 0
-                    && !b.request_timeout.is_zero()
-                    && privacy::rho_per_query(b.max_epsilon_per_query).is_some(),
-                Error::<T>::InvalidBounds
-            );
-            Ok(())
-        }
-
-        /// The model's state with its time limits applied at block `now`: an `Active` model
-        /// whose lifetime or idle timeout passed reads as `Expired`.
-        pub fn effective_state(
-            model: &ModelInfo<T>,
-            now: BlockNumberFor<T>,
-        ) -> (ModelState, Option<ExpiryReason>) {
-            if model.state != ModelState::Active {
-                return (model.state, None);
-            }
-            if now
-                >= model
-                    .epoch_start
-                    .saturating_add(model.policy.epoch_lifetime)
-            {
-                (ModelState::Expired, Some(ExpiryReason::Lifetime))
-            } else if now >= model.last_used.saturating_add(model.policy.idle_timeout) {
-                (ModelState::Expired, Some(ExpiryReason::Idle))
-            } else {
-                (ModelState::Active, None)
-            }
-        }
-
-        /// The account's usage normalised to the model's current epoch and generation.
-        fn current_usage(
+        /// Authorise the model's workers to retrain it with exactly these commitments and
+        /// lineage choice (owner). Checked now and again when used; replaces an earlier one.
+        #[pallet::call_index(12)]
+        #[pallet::weight(T::WeightInfo::authorise_retrain())]
+        pub fn authorise_retrain(
+            origin: OriginFor<T>,
             model_id: ModelId,
-            model: &ModelInfo<T>,
-            who: &T::AccountId,
-        ) -> AccountUsage<BlockNumberFor<T>> {
-            let mut usage = Usage::<T>::get(model_id, who).unwrap_or_default();
-            Self::normalise(&mut usage, model);
-            usage
-        }
-
-        fn normalise(usage: &mut AccountUsage<BlockNumberFor<T>>, model: &ModelInfo<T>) {
-            if usage.epoch != model.epoch {
-                usage.epoch = model.epoch;
-                usage.queries = 0;
-            }
-            if usage.generation != model.generation {
-                usage.generation = model.generation;
-                usage.spent = 0;
-            }
-        }
-
-        fn ensure_may_restart(model: &ModelInfo<T>, who: &T::AccountId) -> DispatchResult {
-            let is_owner = &model.owner == who;
-            ensure!(
-                is_owner || model.workers.contains(who),
-                Error::<T>::NotOwnerOrWorker
-            );
+            authorisation: RetrainAuthorisation,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
+            ensure!(model.owner == who, Error::<T>::NotOwner);
             ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
-            let now = frame_system::Pallet::<T>::block_number();
-            let (state, _) = Self::effective_state(model, now);
-            ensure!(
-                is_owner || matches!(state, ModelState::Exhausted | ModelState::Expired),
-                Error::<T>::ResetNotAllowed
-            );
-            Ok(())
-        }
-
-        /// Open the next epoch, applying a waiting policy if allowed. Returns whether the
-        /// policy changed.
-        fn start_epoch(
-            model: &mut ModelInfo<T>,
-            new_generation: bool,
-        ) -> Result<bool, DispatchError> {
-            let now = frame_system::Pallet::<T>::block_number();
-            model.epoch = model.epoch.checked_add(1).ok_or(Error::<T>::Overflow)?;
-            model.epoch_start = now;
-            model.last_used = now;
-            model.queries = 0;
-            model.state = ModelState::Active;
-            let apply = match &model.next_policy {
-                Some((_, PolicyApplication::NextGeneration)) => new_generation,
-                Some(_) => true,
-                None => false,
-            };
-            if apply {
-                if let Some((policy, _)) = model.next_policy.take() {
-                    // Validated against the bounds when it was submitted.
-                    let (cost, budget) = Self::costs_of(&policy)?;
-                    model.policy = policy;
-                    model.cost_per_query = cost;
-                    model.account_budget = budget;
-                }
-            }
-            Ok(apply)
-        }
-
-        /// Return a pending request's fee, privacy charge and (same epoch) counters.
-        fn refund(request: &InferenceRequest<T>, mut model: ModelInfo<T>) -> DispatchResult {
-            if !request.fee.is_zero() {
-                T::Currency::release(
-                    &HoldReason::InferenceFee.into(),
-                    &request.requester,
-                    request.fee,
-                    Precision::BestEffort,
-                )?;
-            }
-            let model_id = request.model_id;
-            if let Some(mut usage) = Usage::<T>::get(model_id, &request.requester) {
-                if request.generation == model.generation && usage.generation == model.generation {
-                    usage.spent = usage.spent.saturating_sub(request.privacy_charged);
-                }
-                if request.epoch == model.epoch && usage.epoch == model.epoch {
-                    usage.queries = usage.queries.saturating_sub(1);
-                }
-                Usage::<T>::insert(model_id, &request.requester, usage);
-            }
-            if request.epoch == model.epoch {
-                model.queries = model.queries.saturating_sub(1);
-                // The lock follows the counter: a refunded slot is usable again.
-                if model.state == ModelState::Exhausted
-                    && model.queries < model.policy.max_queries_per_epoch
-                {
-                    model.state = ModelState::Active;
-                }
-            }
-            model.pending = model.pending.saturating_sub(1);
-            Models::<T>::insert(model_id, model);
-            Ok(())
-        }
-
-        /// Time out one request if it is still pending (called from `on_initialize`).
-        fn time_out(request_id: RequestId) {
-            let Some(mut request) = Requests::<T>::get(request_id) else {
-                return;
-            };
-            if request.status != RequestStatus::Pending {
-                return;
-            }
-            let Some(model) = Models::<T>::get(request.model_id) else {
-                return;
-            };
-            if let Err(e) = Self::refund(&request, model) {
-                log::error!(target: LOG_TARGET, "refund of timed-out request {request_id} failed: {e:?}");
-            }
-            request.status = RequestStatus::TimedOut;
-            let (model_id, requester) = (request.model_id, request.requester.clone());
-            Requests::<T>::insert(request_id, request);
-            Self::deposit_event(Event::RequestTimedOut {
-                request_id,
+            Self::check_retrain(&model, &authorisation)?;
+            RetrainAuthorisations::<T>::insert(model_id, &authorisation);
+            Self::deposit_event(Event::RetrainAuthorised {
                 model_id,
-                requester,
+                authorisation,
             });
+            Ok(())
         }
 
-        /// Status of a model at the current block (runtime API).
-        pub fn model_status(model_id: ModelId) -> Option<ModelStatus<BlockNumberFor<T>>> {
-            let model = Models::<T>::get(model_id)?;
-            let now = frame_system::Pallet::<T>::block_number();
-            let (state, expiry) = Self::effective_state(&model, now);
-            let one: BlockNumberFor<T> = 1u32.into();
-            Some(ModelStatus {
-                state,
-                expiry,
-                epoch: model.epoch,
-                generation: model.generation,
-                queries: model.queries,
-                max_queries: model.policy.max_queries_per_epoch,
-                epoch_ends_at: model
-                    .epoch_start
-                    .saturating_add(model.policy.epoch_lifetime)
-                    .saturating_sub(one),
-                idle_expires_at: model
-                    .last_used
-                    .saturating_add(model.policy.idle_timeout)
-                    .saturating_sub(one),
-                pending: model.pending,
-            })
+        /// Withdraw the model's retrain authorisation (owner).
+        #[pallet::call_index(13)]
+        #[pallet::weight(T::WeightInfo::revoke_retrain())]
+        pub fn revoke_retrain(origin: OriginFor<T>, model_id: ModelId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
+            ensure!(model.owner == who, Error::<T>::NotOwner);
+            RetrainAuthorisations::<T>::take(model_id).ok_or(Error::<T>::NoRetrainAuthorisation)?;
+            Self::deposit_event(Event::RetrainRevoked { model_id });
+            Ok(())
         }
 
-        /// An account's counters and remaining budget for a model (runtime API).
-        pub fn account_status(model_id: ModelId, who: &T::AccountId) -> Option<AccountStatus> {
-            let model = Models::<T>::get(model_id)?;
-            let usage = Self::current_usage(model_id, &model, who);
-            let remaining = model.account_budget.saturating_sub(usage.spent);
-            let spent_epsilon = match model.policy.accounting {
-                Accounting::PureEpsilon => usage.spent,
-                Accounting::Zcdp { delta_exponent } => {
-                    privacy::epsilon_from_rho(usage.spent, delta_exponent).unwrap_or(u64::MAX)
-                }
-            };
-            Some(AccountStatus {
-                queries: usage.queries,
-                spent: usage.spent,
-                budget: model.account_budget,
-                remaining,
-                queries_left_by_budget: remaining.checked_div(model.cost_per_query).unwrap_or(0),
-                spent_epsilon,
-                accounting: model.policy.accounting,
-            })
+        /// Remove the caller's evaluation-key record for a model and return its deposit.
+        /// Later requests carry no evaluation-key commitment.
+        #[pallet::call_index(14)]
+        #[pallet::weight(T::WeightInfo::remove_eval_key())]
+        pub fn remove_eval_key(origin: OriginFor<T>, model_id: ModelId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = EvalKeys::<T>::take(&who, model_id).ok_or(Error::<T>::EvalKeyNotFound)?;
+            Self::release_deposit(&who, HoldReason::EvalKeyDeposit, info.deposit);
+            Self::deposit_event(Event::EvalKeyRemoved { who, model_id });
+            Ok(())
         }
 
-        /// Check the pallet's invariants: N = Σ n_i for the current epoch, spent ≤ budget for
-        /// the current generation, states consistent with counters, pending counts consistent
-        /// with requests, identifiers below their counters.
-        #[cfg(any(feature = "try-runtime", test))]
-        pub fn do_try_state(now: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
-            use alloc::collections::btree_map::BTreeMap;
-            let next_model = NextModelId::<T>::get();
-            let mut pending: BTreeMap<ModelId, u32> = BTreeMap::new();
-            let next_request = NextRequestId::<T>::get();
-            for (id, r) in Requests::<T>::iter() {
-                ensure!(id < next_request, "request id not below NextRequestId");
-                ensure!(r.model_id < next_model, "request of an unknown model");
-                if r.status == RequestStatus::Pending {
-                    *pending.entry(r.model_id).or_default() += 1;
-                    ensure!(r.deadline > now, "pending request past its deadline");
-                    ensure!(
-                        RequestDeadlines::<T>::get(r.deadline).contains(&id),
-                        "pending request missing from the deadline index"
-                    );
-                }
-            }
-            for (id, m) in Models::<T>::iter() {
-                ensure!(id < next_model, "model id not below NextModelId");
-                let mut sum: u32 = 0;
-                for (_, u) in Usage::<T>::iter_prefix(id) {
-                    if u.epoch == m.epoch {
-                        sum = sum.checked_add(u.queries).ok_or("Σ n_i overflows")?;
-                    }
-                    if u.generation == m.generation {
-                        ensure!(u.spent <= m.account_budget, "spent exceeds the budget");
-                    }
-                }
-                ensure!(sum == m.queries, "N differs from Σ n_i");
-                ensure!(
-                    pending.get(&id).copied().unwrap_or(0) == m.pending,
-                    "pending count differs from the pending requests"
-                );
-                match m.state {
-                    ModelState::Active => ensure!(
-                        m.queries < m.policy.max_queries_per_epoch,
-                        "active model with N ≥ K"
-                    ),
-                    ModelState::Exhausted => ensure!(
-                        m.queries >= m.policy.max_queries_per_epoch,
-                        "exhausted model with N < K"
-                    ),
-                    ModelState::Expired | ModelState::Retired => {}
-                }
-                ensure!(
-                    m.epoch_start <= m.last_used,
-                    "last use before the epoch start"
-                );
-                ensure!(m.last_used <= now, "last use in the future");
-                ensure!(
-                    m.workers.len() <= T::MaxWorkers::get() as usize,
-                    "too many workers"
-                );
-                let (cost, budget) =
-                    Self::costs_of(&m.policy).map_err(|_| "stored policy is invalid")?;
-                ensure!(
-                    cost == m.cost_per_query && budget == m.account_budget,
-                    "derived costs are stale"
-                );
-            }
+        /// Remove the caller's usage record of a model and return its deposit, once it no
+        /// longer backs a budget: the model moved to another lineage, or it is retired with no
+        /// request pending.
+        #[pallet::call_index(15)]
+        #[pallet::weight(T::WeightInfo::clear_usage())]
+        pub fn clear_usage(origin: OriginFor<T>, model_id: ModelId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let usage = Usage::<T>::get(model_id, &who).ok_or(Error::<T>::UsageNotFound)?;
+            let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
+            let stale = usage.lineage != model.lineage
+                || (model.state == ModelState::Retired && model.pending == 0);
+            ensure!(stale, Error::<T>::UsageInUse);
+            Usage::<T>::remove(model_id, &who);
+            Self::release_deposit(&who, HoldReason::UsageDeposit, usage.deposit);
+            Self::deposit_event(Event::UsageCleared { who, model_id });
             Ok(())
         }
     }

@@ -33,17 +33,29 @@ impl pallet_balances::Config for Test {
 
 pub const MAX_WORKERS: u32 = 4;
 pub const MAX_REQUESTS_PER_BLOCK: u32 = 8;
+pub const MODEL_DEPOSIT: u64 = 20;
+pub const LINEAGE_DEPOSIT: u64 = 15;
+pub const EVAL_KEY_DEPOSIT: u64 = 3;
+pub const USAGE_DEPOSIT: u64 = 2;
+pub const RETENTION: u64 = 10;
 
 impl pallet_secure_inference::Config for Test {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type MaxWorkers = ConstU32<MAX_WORKERS>;
     type MaxRequestsPerBlock = ConstU32<MAX_REQUESTS_PER_BLOCK>;
+    type ModelDeposit = ConstU64<MODEL_DEPOSIT>;
+    type LineageDeposit = ConstU64<LINEAGE_DEPOSIT>;
+    type EvalKeyDeposit = ConstU64<EVAL_KEY_DEPOSIT>;
+    type UsageDeposit = ConstU64<USAGE_DEPOSIT>;
+    type RequestRetention = ConstU64<RETENTION>;
     type WeightInfo = ();
 }
 
 pub const OWNER: u64 = 1;
 pub const WORKER: u64 = 2;
+/// A second worker, added by tests of the assignment rule.
+pub const WORKER2: u64 = 3;
 pub const ALICE: u64 = 10;
 pub const BOB: u64 = 11;
 pub const EVE: u64 = 12;
@@ -51,7 +63,8 @@ pub const EVE: u64 = 12;
 pub const PAUPER: u64 = 99;
 pub const INITIAL_BALANCE: u64 = 1_000;
 
-/// A valid default policy: K = 5, T = 100 blocks, idle 20 blocks, ε 0.5/query, budget ε 2.0.
+/// A valid default policy: K = 5, T = 100 blocks, idle 20 blocks, ε 0.5/query, budget ε 2.0
+/// per account (the default lineage budget, [`LINEAGE_EPSILON`], is larger).
 pub fn policy() -> Policy<u64, u64> {
     Policy {
         max_queries_per_epoch: 5,
@@ -64,12 +77,15 @@ pub fn policy() -> Policy<u64, u64> {
     }
 }
 
+/// Lineage budget of the models the tests register: ε 10.0, five accounts' worth.
+pub const LINEAGE_EPSILON: u64 = 10 * PRIVACY_SCALE;
+
 pub fn new_test_ext() -> sp_io::TestExternalities {
     let mut t = frame_system::GenesisConfig::<Test>::default()
         .build_storage()
         .unwrap();
     pallet_balances::GenesisConfig::<Test> {
-        balances: [OWNER, WORKER, ALICE, BOB, EVE]
+        balances: [OWNER, WORKER, WORKER2, ALICE, BOB, EVE]
             .into_iter()
             .map(|a| (a, INITIAL_BALANCE))
             .collect(),

@@ -16,6 +16,9 @@ pub type ModelId = u32;
 pub type RequestId = u64;
 /// Index of a model epoch: increments at every reset or retrain.
 pub type EpochIndex = u32;
+/// Identifier of a dataset lineage: the training rows behind one or more models, and the one
+/// privacy budget every query on them spends.
+pub type LineageId = u32;
 /// Privacy loss in millionths of a unit: micro-ε under [`Accounting::PureEpsilon`], micro-ρ
 /// under [`Accounting::Zcdp`]. `1_000_000` is ε = 1.0 (or ρ = 1.0).
 pub type PrivacyUnits = u64;
@@ -85,9 +88,10 @@ pub enum PolicyApplication {
     Now,
     /// Loosens a limit: applied when the next epoch starts (reset or retrain).
     NextEpoch,
-    /// Lowers the account budget or changes the accounting mode: applied at the next retrain,
-    /// when budgets restart, so nobody's past spending is re-judged under new rules.
-    NextGeneration,
+    /// Lowers the account budget or changes the accounting mode: applied only when a retrain
+    /// moves the model to another lineage (new or joined), where per-account allocations start
+    /// afresh, so nobody's past spending is re-judged under new rules.
+    NextLineage,
 }
 
 /// Life-cycle state of a model.
@@ -143,14 +147,17 @@ pub enum ExpiryReason {
 pub struct ModelInfo<T: Config> {
     /// Account that registered the model; sets its policy and workers and receives fees.
     pub owner: T::AccountId,
-    /// Accounts of the off-chain workers allowed to submit results, reject requests and
-    /// reset/retrain the model.
+    /// Accounts of the off-chain workers; each request is assigned to one of them, which alone
+    /// may answer or reject it. Workers may reset an exhausted or expired model, and retrain it
+    /// only as the owner authorised.
     pub workers: BoundedVec<T::AccountId, T::MaxWorkers>,
-    /// BLAKE2-256 commitment of the server model (weights and quantisation).
+    /// Salted BLAKE2-256 commitment of the server model (weights and quantisation).
     pub weights_commitment: H256,
-    /// Commitment identifying the training-data generation.
+    /// Salted commitment of the training rows of the current weights.
     pub dataset_commitment: H256,
-    /// Dataset generation: increments at every retrain; privacy budgets are per generation.
+    /// Lineage whose budget every request on this model spends.
+    pub lineage: LineageId,
+    /// Retrain counter: increments at every retrain (informational; budgets follow `lineage`).
     pub generation: u32,
     /// Current epoch: increments at every reset or retrain.
     pub epoch: EpochIndex,
@@ -178,26 +185,30 @@ pub struct ModelInfo<T: Config> {
 
 /// What one account did with one model.
 #[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen, Default)]
-pub struct AccountUsage<BlockNumber> {
+pub struct AccountUsage<Balance, BlockNumber> {
     /// Epoch that `queries` counts; older values read as 0 (lazy reset).
     pub epoch: EpochIndex,
     /// n_i: this account's requests in `epoch`.
     pub queries: u32,
-    /// Dataset generation that `spent` is charged against; older values read as 0.
-    pub generation: u32,
-    /// Privacy loss spent against `generation`, in the model's accounting unit.
+    /// Lineage that `spent` is charged against; another lineage reads as 0.
+    pub lineage: LineageId,
+    /// This account's privacy loss on this model against `lineage`, in the accounting unit.
     pub spent: PrivacyUnits,
     /// Block of this account's last request.
     pub last_request: BlockNumber,
+    /// Storage deposit held for this record.
+    pub deposit: Balance,
 }
 
 /// An evaluation key a client uploaded to the model's workers.
 #[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
-pub struct EvalKeyInfo<BlockNumber> {
+pub struct EvalKeyInfo<Balance, BlockNumber> {
     /// BLAKE2-256 of the serialised evaluation key.
     pub commitment: H256,
     /// Block of registration.
     pub registered_at: BlockNumber,
+    /// Storage deposit held for this record.
+    pub deposit: Balance,
 }
 
 /// Why a worker refused to evaluate a request.
@@ -218,7 +229,7 @@ pub enum RejectReason {
     InputMissing,
     /// An uploaded ciphertext exists for the request but hashes to another commitment.
     CommitmentMismatch,
-    /// The ciphertext failed to parse or has the wrong parameters.
+    /// The ciphertext failed to parse, has the wrong parameters or its proof did not verify.
     MalformedInput,
     /// The model needs an evaluation key and none matching the registration was uploaded.
     EvalKeyMissing,
@@ -260,10 +271,12 @@ pub struct InferenceRequest<T: Config> {
     pub model_id: ModelId,
     /// Epoch of the model when asked.
     pub epoch: EpochIndex,
-    /// Dataset generation when asked (the budget charge belongs to it).
-    pub generation: u32,
+    /// Lineage charged.
+    pub lineage: LineageId,
     /// Account that asked and alone may fetch the result.
     pub requester: T::AccountId,
+    /// The one worker that may answer or reject it (one request, one evaluation, one draw).
+    pub worker: T::AccountId,
     /// BLAKE2-256 of the encrypted input uploaded to the worker.
     pub input_commitment: H256,
     /// Commitment of the requester's registered evaluation key, if any.
@@ -304,6 +317,8 @@ pub struct GlobalBounds<BlockNumber> {
     pub max_epsilon_per_query: PrivacyUnits,
     /// Largest per-account ε budget, in micro-ε.
     pub max_account_budget: PrivacyUnits,
+    /// Largest lineage ε budget, in micro-ε.
+    pub max_lineage_budget: PrivacyUnits,
     /// Blocks after which a pending request times out and is refunded.
     pub request_timeout: BlockNumber,
 }
@@ -317,8 +332,12 @@ pub struct ModelStatus<BlockNumber> {
     pub expiry: Option<ExpiryReason>,
     /// Current epoch.
     pub epoch: EpochIndex,
-    /// Current dataset generation.
+    /// Retrain counter.
     pub generation: u32,
+    /// Lineage charged.
+    pub lineage: LineageId,
+    /// The lineage's budget left, in the accounting unit.
+    pub lineage_remaining: PrivacyUnits,
     /// N.
     pub queries: u32,
     /// K.
@@ -336,13 +355,15 @@ pub struct ModelStatus<BlockNumber> {
 pub struct AccountStatus {
     /// n_i in the current epoch.
     pub queries: u32,
-    /// Spent against the current generation, in the accounting unit.
+    /// Spent on this model against its current lineage, in the accounting unit.
     pub spent: PrivacyUnits,
-    /// Budget in the accounting unit.
+    /// Account budget in the accounting unit.
     pub budget: PrivacyUnits,
-    /// Budget left, in the accounting unit.
+    /// Account budget left, in the accounting unit.
     pub remaining: PrivacyUnits,
-    /// Queries the remaining budget still allows.
+    /// Budget left in the lineage (all accounts together), in the accounting unit.
+    pub lineage_remaining: PrivacyUnits,
+    /// Queries the account's and the lineage's remaining budgets still allow.
     pub queries_left_by_budget: u64,
     /// The spent amount as an ε guarantee in micro-ε (equal to `spent` in pure-ε mode; the
     /// (ε, δ) conversion with the model's δ in zCDP mode).
@@ -363,6 +384,8 @@ pub struct GenesisModel<AccountId> {
     pub weights_commitment: H256,
     /// Dataset commitment.
     pub dataset_commitment: H256,
+    /// Micro-ε budget of the model's own new lineage.
+    pub lineage_epsilon_budget: PrivacyUnits,
     /// K.
     pub max_queries_per_epoch: u32,
     /// T in blocks.
@@ -377,4 +400,85 @@ pub struct GenesisModel<AccountId> {
     pub zcdp_delta_exponent: Option<u8>,
     /// Fee per query in the chain's smallest balance unit.
     pub fee_per_query: u128,
+}
+
+/// Where a model's training rows sit among the owner's lineages, declared by the owner at
+/// registration and at every retrain.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum LineageChoice {
+    /// The same or overlapping rows: keep spending the model's current lineage (retrain only).
+    Continue,
+    /// Rows already under another lineage of the same owner (same accounting): spend that one.
+    Join(LineageId),
+    /// Genuinely new rows: open a new lineage with this total ε budget (micro-ε).
+    New {
+        /// Total ε every query on these rows may spend together, in micro-ε.
+        epsilon_budget: PrivacyUnits,
+    },
+}
+
+/// The training rows behind one or more models and their one privacy budget: the total loss
+/// every account spends, over all epochs, resets and retrains on these rows, never exceeds
+/// `budget`. Kept forever: it is the record that the guarantee held.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+#[codec(mel_bound(T: Config))]
+pub struct Lineage<T: Config> {
+    /// The data owner who opened it; only their models may join it.
+    pub owner: T::AccountId,
+    /// Accounting of every model on it (fixed: the sum is only meaningful in one unit).
+    pub accounting: Accounting,
+    /// The declared budget, in micro-ε.
+    pub epsilon_budget: PrivacyUnits,
+    /// The budget in the accounting unit (for zCDP the ρ whose (ε, δ) conversion stays within
+    /// `epsilon_budget`, converted once).
+    pub budget: PrivacyUnits,
+    /// Spent by everyone, net of refunds, in the accounting unit.
+    pub spent: PrivacyUnits,
+    /// Dataset commitment of the rows that opened it.
+    pub dataset_commitment: H256,
+    /// Block it was opened.
+    pub created_at: BlockNumberFor<T>,
+}
+
+/// An owner's standing authorisation for a worker to retrain a model with exactly these
+/// commitments and lineage choice (consumed by the retrain).
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct RetrainAuthorisation {
+    /// Weights commitment the retrain must install.
+    pub weights_commitment: H256,
+    /// Dataset commitment the retrain must install.
+    pub dataset_commitment: H256,
+    /// Lineage the retrained model spends.
+    pub lineage: LineageChoice,
+}
+
+/// A lineage's budget as seen by clients and auditors (runtime API).
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo)]
+pub struct LineageStatus {
+    /// Accounting unit of `budget` and `spent`.
+    pub accounting: Accounting,
+    /// Declared ε budget, micro-ε.
+    pub epsilon_budget: PrivacyUnits,
+    /// Budget in the accounting unit.
+    pub budget: PrivacyUnits,
+    /// Spent by all accounts together, in the accounting unit.
+    pub spent: PrivacyUnits,
+    /// `spent` as an ε guarantee in micro-ε (rounded up).
+    pub spent_epsilon: PrivacyUnits,
 }

@@ -11,7 +11,7 @@ use frame_support::{
     parameter_types,
     traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
     weights::{
-        constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+        constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
         IdentityFee, Weight,
     },
 };
@@ -50,7 +50,8 @@ impl frame_system::Config for Runtime {
     type Nonce = Nonce;
     type Hash = Hash;
     type BlockHashCount = BlockHashCount;
-    type DbWeight = RocksDbWeight;
+    // The node opens ParityDB only (service.rs), so reads and writes are priced for it.
+    type DbWeight = ParityDbWeight;
     type Version = Version;
     type AccountData = pallet_balances::AccountData<Balance>;
     type SS58Prefix = SS58Prefix;
@@ -119,10 +120,34 @@ impl pallet_sudo::Config for Runtime {
     type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
 }
 
+/// A storage deposit: 0.1 UNIT per item plus 1 MILLI_UNIT per byte, so that growing state
+/// costs in proportion to what it occupies.
+const fn deposit(items: u32, bytes: u32) -> Balance {
+    items as Balance * 100 * super::MILLI_UNIT + bytes as Balance * super::MILLI_UNIT
+}
+
+parameter_types! {
+    /// Model record: ~770 bytes at most (MaxEncodedLen of `ModelInfo` with 16 workers).
+    pub const ModelDeposit: Balance = deposit(1, 800);
+    /// Lineage record: ~140 bytes; kept forever.
+    pub const LineageDeposit: Balance = deposit(1, 160);
+    /// Evaluation-key record: ~120 bytes with its key.
+    pub const EvalKeyDeposit: Balance = deposit(1, 160);
+    /// Usage record: ~110 bytes with its keys.
+    pub const UsageDeposit: Balance = deposit(1, 160);
+    /// Finished requests stay readable for a day, then only events remain.
+    pub const RequestRetention: BlockNumber = super::DAYS;
+}
+
 impl pallet_secure_inference::Config for Runtime {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type MaxWorkers = ConstU32<16>;
     type MaxRequestsPerBlock = ConstU32<256>;
+    type ModelDeposit = ModelDeposit;
+    type LineageDeposit = LineageDeposit;
+    type EvalKeyDeposit = EvalKeyDeposit;
+    type UsageDeposit = UsageDeposit;
+    type RequestRetention = RequestRetention;
     type WeightInfo = pallet_secure_inference::weights::SubstrateWeight<Runtime>;
 }

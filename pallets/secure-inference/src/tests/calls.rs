@@ -1,79 +1,6 @@
-//! Unit tests of the secure-inference pallet on the mock runtime. Every test ends with
-//! `try_state` (see `mock::test`).
+//! The calls one by one: effects, events and every refusal.
 
-use crate::{mock::*, privacy::PRIVACY_SCALE, *};
-use frame_support::{
-    assert_noop, assert_ok,
-    traits::{fungible::InspectHold, Hooks},
-    BoundedVec,
-};
-use sp_core::H256;
-use sp_runtime::{BuildStorage, DispatchError};
-
-type Err = Error<Test>;
-
-fn h(n: u8) -> H256 {
-    H256::repeat_byte(n)
-}
-
-fn workers(w: &[u64]) -> BoundedVec<u64, frame_support::traits::ConstU32<MAX_WORKERS>> {
-    w.to_vec().try_into().unwrap()
-}
-
-fn register_with(p: Policy<u64, u64>) -> ModelId {
-    let id = NextModelId::<Test>::get();
-    assert_ok!(SecureInference::register_model(
-        RuntimeOrigin::signed(OWNER),
-        workers(&[WORKER]),
-        h(1),
-        h(2),
-        p
-    ));
-    id
-}
-
-fn register() -> ModelId {
-    register_with(policy())
-}
-
-fn request(who: u64, model: ModelId) -> RequestId {
-    let id = NextRequestId::<Test>::get();
-    assert_ok!(SecureInference::request_inference(
-        RuntimeOrigin::signed(who),
-        model,
-        h(7)
-    ));
-    id
-}
-
-fn model(id: ModelId) -> ModelInfo<Test> {
-    Models::<Test>::get(id).unwrap()
-}
-
-fn usage(id: ModelId, who: u64) -> AccountStatus {
-    SecureInference::account_status(id, &who).unwrap()
-}
-
-fn held(who: u64) -> u64 {
-    Balances::balance_on_hold(
-        &RuntimeHoldReason::SecureInference(HoldReason::InferenceFee),
-        &who,
-    )
-}
-
-fn last_event() -> RuntimeEvent {
-    System::events().pop().expect("an event").event
-}
-
-fn events() -> Vec<Event<Test>> {
-    System::events()
-        .into_iter()
-        .filter_map(|r| match r.event {
-            RuntimeEvent::SecureInference(e) => Some(e),
-            _ => None,
-        })
-        .collect()
-}
+use super::*;
 
 // ---------------------------------------------------------------- register_model
 
@@ -102,6 +29,7 @@ fn register_model_stores_model_and_emits_event() {
                 owner: OWNER,
                 weights_commitment: h(1),
                 dataset_commitment: h(2),
+                lineage_id: 0,
                 policy: policy(),
             }
             .into()
@@ -202,7 +130,8 @@ fn register_model_rejects_invalid_policies() {
                     workers(&[WORKER]),
                     h(1),
                     h(2),
-                    p.clone()
+                    p.clone(),
+                    new_lineage()
                 ),
                 e
             );
@@ -219,7 +148,8 @@ fn register_model_rejects_duplicate_workers_and_unsigned() {
                 workers(&[WORKER, BOB, WORKER]),
                 h(1),
                 h(2),
-                policy()
+                policy(),
+                new_lineage()
             ),
             Err::DuplicateWorker
         );
@@ -229,7 +159,8 @@ fn register_model_rejects_duplicate_workers_and_unsigned() {
                 workers(&[WORKER]),
                 h(1),
                 h(2),
-                policy()
+                policy(),
+                new_lineage()
             ),
             DispatchError::BadOrigin
         );
@@ -246,7 +177,8 @@ fn register_model_id_overflow_is_an_error() {
                 workers(&[WORKER]),
                 h(1),
                 h(2),
-                policy()
+                policy(),
+                new_lineage()
             ),
             Err::Overflow
         );
@@ -340,19 +272,22 @@ fn lower_budget_or_new_accounting_waits_for_retrain() {
         ));
         assert_eq!(
             model(id).next_policy,
-            Some((lower.clone(), PolicyApplication::NextGeneration))
+            Some((lower.clone(), PolicyApplication::NextLineage))
         );
-        // A reset keeps the data generation, so the old budget stays.
+        // A reset, and a retrain on the same rows, keep the lineage, so the old budget stays.
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(OWNER),
             id
         ));
         assert_eq!(model(id).policy, policy());
+        assert_ok!(retrain(id, 5, 6, LineageChoice::Continue));
+        assert_eq!(model(id).policy, policy());
         assert_ok!(SecureInference::retrain_model(
             RuntimeOrigin::signed(OWNER),
             id,
             h(3),
-            h(4)
+            h(4),
+            new_lineage()
         ));
         assert_eq!(model(id).policy, lower);
         assert_eq!(model(id).account_budget, PRIVACY_SCALE);
@@ -369,7 +304,7 @@ fn lower_budget_or_new_accounting_waits_for_retrain() {
         ));
         assert_eq!(
             model(id).next_policy.map(|p| p.1),
-            Some(PolicyApplication::NextGeneration)
+            Some(PolicyApplication::NextLineage)
         );
     });
 }
@@ -578,7 +513,10 @@ fn request_counts_charges_and_holds_fee() {
         assert_eq!(req.status, RequestStatus::Pending);
         assert_eq!(req.deadline, 3 + Bounds::<Test>::get().request_timeout);
         assert_eq!(held(ALICE), 10);
-        assert_eq!(Balances::free_balance(ALICE), INITIAL_BALANCE - 10);
+        assert_eq!(
+            Balances::free_balance(ALICE),
+            INITIAL_BALANCE - 10 - USAGE_DEPOSIT
+        );
         let u = usage(id, ALICE);
         assert_eq!(
             (u.queries, u.spent, u.remaining),
@@ -594,12 +532,14 @@ fn request_counts_charges_and_holds_fee() {
                 model_id: id,
                 epoch: 0,
                 requester: ALICE,
+                worker: WORKER,
                 input_commitment: h(7),
                 eval_key_commitment: None,
                 account_queries: 1,
                 epoch_queries: 1,
                 privacy_charged: PRIVACY_SCALE / 2,
                 privacy_spent: PRIVACY_SCALE / 2,
+                lineage_spent: PRIVACY_SCALE / 2,
                 fee: 10,
                 deadline: req.deadline,
             }
@@ -693,7 +633,8 @@ fn budget_survives_reset_but_restarts_after_retrain() {
             RuntimeOrigin::signed(OWNER),
             id,
             h(5),
-            h(6)
+            h(6),
+            new_lineage()
         ));
         assert_eq!(usage(id, ALICE).spent, 0);
         request(ALICE, id);
@@ -822,7 +763,10 @@ fn submit_result_completes_and_pays_owner() {
             }
         );
         assert_eq!(held(ALICE), 0);
-        assert_eq!(Balances::free_balance(ALICE), INITIAL_BALANCE - 10);
+        assert_eq!(
+            Balances::free_balance(ALICE),
+            INITIAL_BALANCE - 10 - USAGE_DEPOSIT
+        );
         assert_eq!(Balances::free_balance(OWNER), owner_before + 10);
         assert_eq!(model(id).pending, 0);
         assert_eq!(model(id).queries, 1, "a delivered result still counts");
@@ -900,17 +844,20 @@ fn submit_result_for_an_old_epoch_is_stale() {
 #[test]
 fn fee_transfer_to_an_empty_owner_below_existential_deposit_fails() {
     test(|| {
-        let id = NextModelId::<Test>::get();
-        assert_ok!(SecureInference::register_model(
-            RuntimeOrigin::signed(PAUPER),
+        // Without deposits (as at genesis): the pauper could not pay them.
+        let id = SecureInference::do_register(
+            PAUPER,
             workers(&[WORKER]),
             h(1),
             h(2),
             Policy {
                 fee_per_query: 2,
                 ..policy()
-            }
-        ));
+            },
+            new_lineage(),
+            false,
+        )
+        .unwrap();
         let r = request(ALICE, id);
         assert_noop!(
             SecureInference::submit_result(RuntimeOrigin::signed(WORKER), r, h(8)),
@@ -945,7 +892,11 @@ fn reject_refunds_budget_counters_and_fee() {
         let u = usage(id, ALICE);
         assert_eq!((u.queries, u.spent), (0, 0));
         assert_eq!(held(ALICE), 0);
-        assert_eq!(Balances::free_balance(ALICE), INITIAL_BALANCE);
+        assert_eq!(
+            Balances::free_balance(ALICE),
+            INITIAL_BALANCE - USAGE_DEPOSIT,
+            "the fee is back; the usage record's deposit stays with it"
+        );
         assert_eq!(model(id).queries, 1);
         assert_eq!(
             model(id).state,
@@ -1102,7 +1053,13 @@ fn worker_may_only_reset_a_locked_model() {
             Err::ResetNotAllowed
         );
         assert_noop!(
-            SecureInference::retrain_model(RuntimeOrigin::signed(WORKER), id, h(3), h(4)),
+            SecureInference::retrain_model(
+                RuntimeOrigin::signed(WORKER),
+                id,
+                h(3),
+                h(4),
+                new_lineage()
+            ),
             Err::ResetNotAllowed
         );
         assert_noop!(
@@ -1127,22 +1084,41 @@ fn retrain_changes_commitments_and_generation() {
     test(|| {
         let id = register();
         assert_noop!(
-            SecureInference::retrain_model(RuntimeOrigin::signed(OWNER), id, h(1), h(9)),
+            SecureInference::retrain_model(
+                RuntimeOrigin::signed(OWNER),
+                id,
+                h(1),
+                h(9),
+                new_lineage()
+            ),
             Err::CommitmentUnchanged
         );
         assert_noop!(
-            SecureInference::retrain_model(RuntimeOrigin::signed(OWNER), id, h(9), h(2)),
+            SecureInference::retrain_model(
+                RuntimeOrigin::signed(OWNER),
+                id,
+                h(9),
+                h(2),
+                new_lineage()
+            ),
             Err::CommitmentUnchanged
         );
         assert_noop!(
-            SecureInference::retrain_model(RuntimeOrigin::signed(EVE), id, h(8), h(9)),
+            SecureInference::retrain_model(
+                RuntimeOrigin::signed(EVE),
+                id,
+                h(8),
+                h(9),
+                new_lineage()
+            ),
             Err::NotOwnerOrWorker
         );
         assert_ok!(SecureInference::retrain_model(
             RuntimeOrigin::signed(OWNER),
             id,
             h(8),
-            h(9)
+            h(9),
+            new_lineage()
         ));
         let m = model(id);
         assert_eq!(
@@ -1163,6 +1139,7 @@ fn retrain_changes_commitments_and_generation() {
                 generation: 1,
                 weights_commitment: h(8),
                 dataset_commitment: h(9),
+                lineage_id: 1,
                 by: OWNER,
                 policy_changed: false,
             }
@@ -1173,7 +1150,13 @@ fn retrain_changes_commitments_and_generation() {
             id
         ));
         assert_noop!(
-            SecureInference::retrain_model(RuntimeOrigin::signed(OWNER), id, h(10), h(11)),
+            SecureInference::retrain_model(
+                RuntimeOrigin::signed(OWNER),
+                id,
+                h(10),
+                h(11),
+                new_lineage()
+            ),
             Err::ModelRetired
         );
     });
@@ -1278,7 +1261,8 @@ fn set_bounds_is_root_only_and_validated() {
                 workers(&[WORKER]),
                 h(1),
                 h(2),
-                policy()
+                policy(),
+                new_lineage()
             ),
             Err::InvalidQueryLimit
         );
@@ -1313,7 +1297,8 @@ fn zcdp_accounting_charges_rho_and_reports_epsilon_delta() {
                 Policy {
                     account_epsilon_budget: 2 * PRIVACY_SCALE,
                     ..p.clone()
-                }
+                },
+                new_lineage()
             ),
             Err::InvalidBudget
         );
@@ -1387,6 +1372,7 @@ fn genesis_registers_models_and_bounds() {
             max_epoch_lifetime: 1_000,
             max_epsilon_per_query: PRIVACY_SCALE,
             max_account_budget: 20 * PRIVACY_SCALE,
+            max_lineage_budget: 50 * PRIVACY_SCALE,
             request_timeout: 12,
         }),
         models: vec![GenesisModel {
@@ -1399,6 +1385,7 @@ fn genesis_registers_models_and_bounds() {
             idle_timeout: 50,
             epsilon_per_query: PRIVACY_SCALE / 10,
             account_epsilon_budget: PRIVACY_SCALE,
+            lineage_epsilon_budget: 5 * PRIVACY_SCALE,
             zcdp_delta_exponent: Some(6),
             fee_per_query: 3,
         }],
@@ -1411,6 +1398,9 @@ fn genesis_registers_models_and_bounds() {
         assert_eq!(m.policy.accounting, Accounting::Zcdp { delta_exponent: 6 });
         assert_eq!(m.policy.fee_per_query, 3);
         assert_eq!(m.workers.to_vec(), vec![WORKER]);
+        let l = Lineages::<Test>::get(m.lineage).unwrap();
+        assert_eq!((l.owner, l.epsilon_budget), (OWNER, 5 * PRIVACY_SCALE));
+        assert_eq!(l.budget, privacy::rho_budget(5 * PRIVACY_SCALE, 6).unwrap());
         SecureInference::do_try_state(0).unwrap();
     });
 }
@@ -1429,91 +1419,4 @@ fn try_state_detects_a_broken_counter() {
         Models::<Test>::mutate(id, |m| m.as_mut().unwrap().queries = 3);
         assert!(SecureInference::do_try_state(1).is_err());
     });
-}
-
-// ---------------------------------------------------------------- property test
-
-mod prop {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Request(u8),
-        Submit(u8),
-        Reject(u8),
-        Reset(bool),
-        Retrain,
-        Expire,
-        Tighten(u32),
-        Loosen(u32),
-        Advance(u8),
-        Retire,
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            6 => (0u8..3).prop_map(Op::Request),
-            3 => any::<u8>().prop_map(Op::Submit),
-            2 => any::<u8>().prop_map(Op::Reject),
-            1 => any::<bool>().prop_map(Op::Reset),
-            1 => Just(Op::Retrain),
-            1 => Just(Op::Expire),
-            1 => (1u32..6).prop_map(Op::Tighten),
-            1 => (1u32..20).prop_map(Op::Loosen),
-            2 => (1u8..40).prop_map(Op::Advance),
-            1 => Just(Op::Retire),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        #[test]
-        fn invariants_hold_after_every_call(ops in proptest::collection::vec(op(), 1..60)) {
-            new_test_ext().execute_with(|| {
-                let id = register_with(Policy { max_queries_per_epoch: 6, ..policy() });
-                let mut retrains = 10u8;
-                for op in ops {
-                    let accounts = [ALICE, BOB, EVE];
-                    // Results are ignored: refusals are legitimate; the invariants are what we check.
-                    let _ = match op {
-                        Op::Request(a) => SecureInference::request_inference(
-                            RuntimeOrigin::signed(accounts[a as usize]), id, h(7)),
-                        Op::Submit(i) => {
-                            let n = NextRequestId::<Test>::get().max(1);
-                            SecureInference::submit_result(RuntimeOrigin::signed(WORKER), i as u64 % n, h(8))
-                        },
-                        Op::Reject(i) => {
-                            let n = NextRequestId::<Test>::get().max(1);
-                            SecureInference::reject_request(
-                                RuntimeOrigin::signed(WORKER), i as u64 % n, RejectReason::InputMissing)
-                        },
-                        Op::Reset(by_owner) => SecureInference::reset_model(
-                            RuntimeOrigin::signed(if by_owner { OWNER } else { WORKER }), id),
-                        Op::Retrain => {
-                            retrains = retrains.wrapping_add(2);
-                            SecureInference::retrain_model(
-                                RuntimeOrigin::signed(OWNER), id, h(retrains), h(retrains.wrapping_add(1)))
-                        },
-                        Op::Expire => SecureInference::expire_model(RuntimeOrigin::signed(EVE), id),
-                        Op::Tighten(k) | Op::Loosen(k) => SecureInference::update_policy(
-                            RuntimeOrigin::signed(OWNER), id, Policy { max_queries_per_epoch: k, ..policy() }),
-                        Op::Advance(n) => { run_to_block(System::block_number() + n as u64); Ok(()) },
-                        Op::Retire => SecureInference::retire_model(RuntimeOrigin::signed(OWNER), id),
-                    };
-                    let now = System::block_number();
-                    if let Err(e) = SecureInference::do_try_state(now) {
-                        panic!("invariant broken: {e:?}");
-                    }
-                    // Holds always match the pending fees.
-                    let pending_fees: u64 = Requests::<Test>::iter_values()
-                        .filter(|r| r.status == RequestStatus::Pending)
-                        .map(|r| r.fee)
-                        .sum();
-                    prop_assert_eq!(pending_fees, held(ALICE) + held(BOB) + held(EVE));
-                }
-                Ok(())
-            })?;
-        }
-    }
 }

@@ -1,0 +1,182 @@
+//! Read-only views for the runtime API, and the invariants `try_state` checks.
+
+use crate::pallet::*;
+use crate::privacy;
+use crate::types::*;
+use frame_system::pallet_prelude::BlockNumberFor;
+use sp_runtime::traits::Saturating;
+
+impl<T: Config> Pallet<T> {
+    /// Status of a model at the current block (runtime API).
+    pub fn model_status(model_id: ModelId) -> Option<ModelStatus<BlockNumberFor<T>>> {
+        let model = Models::<T>::get(model_id)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        let (state, expiry) = Self::effective_state(&model, now);
+        let one: BlockNumberFor<T> = 1u32.into();
+        let lineage_remaining = Lineages::<T>::get(model.lineage)
+            .map(|l| l.budget.saturating_sub(l.spent))
+            .unwrap_or(0);
+        Some(ModelStatus {
+            state,
+            expiry,
+            epoch: model.epoch,
+            generation: model.generation,
+            lineage: model.lineage,
+            lineage_remaining,
+            queries: model.queries,
+            max_queries: model.policy.max_queries_per_epoch,
+            epoch_ends_at: model
+                .epoch_start
+                .saturating_add(model.policy.epoch_lifetime)
+                .saturating_sub(one),
+            idle_expires_at: model
+                .last_used
+                .saturating_add(model.policy.idle_timeout)
+                .saturating_sub(one),
+            pending: model.pending,
+        })
+    }
+
+    /// An account's counters and remaining budgets for a model (runtime API).
+    pub fn account_status(model_id: ModelId, who: &T::AccountId) -> Option<AccountStatus> {
+        let model = Models::<T>::get(model_id)?;
+        let usage = Self::current_usage(model_id, &model, who);
+        let remaining = model.account_budget.saturating_sub(usage.spent);
+        let lineage_remaining = Lineages::<T>::get(model.lineage)
+            .map(|l| l.budget.saturating_sub(l.spent))
+            .unwrap_or(0);
+        Some(AccountStatus {
+            queries: usage.queries,
+            spent: usage.spent,
+            budget: model.account_budget,
+            remaining,
+            lineage_remaining,
+            queries_left_by_budget: remaining
+                .min(lineage_remaining)
+                .checked_div(model.cost_per_query)
+                .unwrap_or(0),
+            spent_epsilon: Self::as_epsilon(usage.spent, &model.policy.accounting),
+            accounting: model.policy.accounting,
+        })
+    }
+
+    /// A lineage's budget and what everyone spent (runtime API).
+    pub fn lineage_status(lineage_id: LineageId) -> Option<LineageStatus> {
+        let l = Lineages::<T>::get(lineage_id)?;
+        Some(LineageStatus {
+            accounting: l.accounting,
+            epsilon_budget: l.epsilon_budget,
+            budget: l.budget,
+            spent: l.spent,
+            spent_epsilon: Self::as_epsilon(l.spent, &l.accounting),
+        })
+    }
+
+    /// A spent amount as an ε guarantee in micro-ε, rounded up.
+    fn as_epsilon(spent: PrivacyUnits, accounting: &Accounting) -> PrivacyUnits {
+        match accounting {
+            Accounting::PureEpsilon => spent,
+            Accounting::Zcdp { delta_exponent } => {
+                privacy::epsilon_from_rho(spent, *delta_exponent).unwrap_or(u64::MAX)
+            }
+        }
+    }
+
+    /// Check the pallet's invariants: every lineage's spending within its budget and equal to
+    /// its pending and completed charges where those are still stored, accounts' spending
+    /// within their budgets and below their lineage's, N = Σ n_i, states consistent with
+    /// counters, pending counts and the deadline index consistent with requests, assignments
+    /// within the worker set, identifiers below their counters.
+    #[cfg(any(feature = "try-runtime", test))]
+    pub fn do_try_state(now: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+        use alloc::collections::btree_map::BTreeMap;
+        use frame_support::{ensure, traits::Get};
+        let next_model = NextModelId::<T>::get();
+        let next_lineage = NextLineageId::<T>::get();
+        let mut pending: BTreeMap<ModelId, u32> = BTreeMap::new();
+        let next_request = NextRequestId::<T>::get();
+        for (id, r) in Requests::<T>::iter() {
+            ensure!(id < next_request, "request id not below NextRequestId");
+            ensure!(r.model_id < next_model, "request of an unknown model");
+            ensure!(r.lineage < next_lineage, "request on an unknown lineage");
+            if r.status == RequestStatus::Pending {
+                *pending.entry(r.model_id).or_default() += 1;
+                ensure!(r.deadline > now, "pending request past its deadline");
+                ensure!(
+                    RequestDeadlines::<T>::get(r.deadline).contains(&id),
+                    "pending request missing from the deadline index"
+                );
+            }
+        }
+        let mut lineage_accounts: BTreeMap<LineageId, u128> = BTreeMap::new();
+        for (id, m) in Models::<T>::iter() {
+            ensure!(id < next_model, "model id not below NextModelId");
+            let lineage = Lineages::<T>::get(m.lineage).ok_or("model on an unknown lineage")?;
+            ensure!(lineage.owner == m.owner, "model on another owner's lineage");
+            ensure!(
+                lineage.accounting == m.policy.accounting,
+                "model's accounting differs from its lineage's"
+            );
+            let mut sum: u32 = 0;
+            for (_, u) in Usage::<T>::iter_prefix(id) {
+                if u.epoch == m.epoch {
+                    sum = sum.checked_add(u.queries).ok_or("Σ n_i overflows")?;
+                }
+                if u.lineage == m.lineage {
+                    ensure!(
+                        u.spent <= m.account_budget,
+                        "spent exceeds the account budget"
+                    );
+                }
+                *lineage_accounts.entry(u.lineage).or_default() += u.spent as u128;
+            }
+            // A retired model's records may be cleared (deposits returned), so only ≤ there.
+            if m.state == ModelState::Retired {
+                ensure!(sum <= m.queries, "N below Σ n_i");
+            } else {
+                ensure!(sum == m.queries, "N differs from Σ n_i");
+            }
+            ensure!(
+                pending.get(&id).copied().unwrap_or(0) == m.pending,
+                "pending count differs from the pending requests"
+            );
+            match m.state {
+                ModelState::Active => ensure!(
+                    m.queries < m.policy.max_queries_per_epoch,
+                    "active model with N ≥ K"
+                ),
+                ModelState::Exhausted => ensure!(
+                    m.queries >= m.policy.max_queries_per_epoch,
+                    "exhausted model with N < K"
+                ),
+                ModelState::Expired | ModelState::Retired => {}
+            }
+            ensure!(
+                m.epoch_start <= m.last_used,
+                "last use before the epoch start"
+            );
+            ensure!(m.last_used <= now, "last use in the future");
+            ensure!(
+                m.workers.len() <= T::MaxWorkers::get() as usize,
+                "too many workers"
+            );
+            let (cost, budget) =
+                Self::costs_of(&m.policy).map_err(|_| "stored policy is invalid")?;
+            ensure!(
+                cost == m.cost_per_query && budget == m.account_budget,
+                "derived costs are stale"
+            );
+        }
+        for (id, l) in Lineages::<T>::iter() {
+            ensure!(id < next_lineage, "lineage id not below NextLineageId");
+            ensure!(l.spent <= l.budget, "lineage spent exceeds its budget");
+            // Every account's spending is part of the lineage's: no charge escapes the sum.
+            let accounts = lineage_accounts.get(&id).copied().unwrap_or(0);
+            ensure!(
+                accounts <= l.spent as u128,
+                "accounts spent more than their lineage recorded"
+            );
+        }
+        Ok(())
+    }
+}
