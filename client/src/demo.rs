@@ -26,6 +26,8 @@ pub struct DemoConfig {
     pub queries_per_account: usize,
     pub epsilon_per_query: f64,
     pub account_budget: f64,
+    /// Total ε of the model's lineage (all accounts, all epochs).
+    pub lineage_budget: f64,
     pub l2_lambda: f64,
     pub clip_norm: f64,
     pub lifetime_blocks: u32,
@@ -39,6 +41,7 @@ impl Default for DemoConfig {
             queries_per_account: 3,
             epsilon_per_query: 2.0,
             account_budget: 8.0,
+            lineage_budget: 24.0,
             l2_lambda: 0.1,
             clip_norm: 4.0,
             lifetime_blocks: 400,
@@ -133,6 +136,9 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
             csv: None,
             workers: vec![chain::account_of(&dev::alice())],
             policy,
+            lineage: model::LineageArg::New {
+                epsilon: cfg.lineage_budget,
+            },
             on_limit: cfg.on_limit,
             delete_eval_keys: true,
         },

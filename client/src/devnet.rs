@@ -21,6 +21,8 @@ pub struct Devnet {
     node: Child,
     worker: Option<Child>,
     worker_port: u16,
+    /// Further workers (`start_extra_worker`), each with its own key, port and store.
+    extra_workers: Vec<Child>,
     pub retention_blocks: u32,
 }
 
@@ -108,6 +110,7 @@ impl Devnet {
             node,
             worker: None,
             worker_port: free_port()?,
+            extra_workers: Vec::new(),
             retention_blocks: 2,
         };
         net.worker_url = format!("http://127.0.0.1:{}", net.worker_port);
@@ -202,6 +205,52 @@ impl Devnet {
         }
     }
 
+    /// Starts one more worker process signing as `key_uri` (e.g. `//Dave`), with its own
+    /// port, data directory and log; returns its URL once it answers `/health`.
+    pub async fn start_extra_worker(&mut self, key_uri: &str) -> Result<String> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let n = self.extra_workers.len() + 2;
+        let key_file = self.dir.join(format!("worker-{n}.key"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key_file)
+            .context("writing the extra worker's key file")?;
+        f.write_all(key_uri.as_bytes())?;
+        let port = free_port()?;
+        let log = format!("worker-{n}.log");
+        let child = Command::new(binary(&self.bin_dir, "smidl-worker")?)
+            .args(["--rpc", &self.rpc])
+            .arg("--key-file")
+            .arg(&key_file)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("worker-{n}-data")))
+            .args([
+                "--result-retention-blocks",
+                &self.retention_blocks.to_string(),
+            ])
+            .env("RUST_LOG", "smidl_worker=info")
+            .stdout(Stdio::from(log_file(&self.dir, &log)?))
+            .stderr(Stdio::from(log_file(&self.dir, &log)?))
+            .spawn()
+            .context("starting an extra smidl-worker")?;
+        self.extra_workers.push(child);
+        let url = format!("http://127.0.0.1:{port}");
+        let api = WorkerApi::new(&url);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while api.health().await.is_err() {
+            if Instant::now() > give_up {
+                bail!("the extra worker did not answer /health in 60 s; see {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(url)
+    }
+
     /// Kills the worker with SIGKILL (no chance to clean up), as a crash would.
     pub fn kill_worker(&mut self) -> Result<()> {
         if let Some(mut w) = self.worker.take() {
@@ -215,6 +264,10 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         if let Some(w) = self.worker.as_mut() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        for w in &mut self.extra_workers {
             let _ = w.kill();
             let _ = w.wait();
         }

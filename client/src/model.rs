@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use smidl_fhe::dataset::Dataset;
 use smidl_fhe::model::train::{train_logistic_regression, train_mlp, LrConfig, MlpConfig};
 use smidl_fhe::quant::QuantConfig;
@@ -81,6 +81,8 @@ pub struct Registered {
     pub dataset_commitment: [u8; 32],
     /// Where the commitments' salts were written (0600), for an auditor.
     pub opening: PathBuf,
+    /// What was installed on the worker (to install the same on further workers).
+    pub install: ModelInstall,
     pub float: FloatModel,
     pub server: ServerModel,
     pub dataset: Dataset,
@@ -197,6 +199,7 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         model_id,
         lineage_id,
         opening: opening_path,
+        install,
         weights_commitment,
         dataset_commitment,
         float,

@@ -45,9 +45,11 @@ pub fn print(model_id: u32, who: &AccountId32, s: &Snapshot) {
     let p = &s.info.policy;
     println!("model {model_id} at finalized block #{}", s.block);
     println!("  state           {}", state_name(&m.state));
+    println!("  epoch           {} (retrain {})", m.epoch, m.generation);
     println!(
-        "  epoch           {} (generation {})",
-        m.epoch, m.generation
+        "  lineage         {} ({} left for all accounts together, in accounting units)",
+        m.lineage,
+        ui::micro(m.lineage_remaining)
     );
     println!(
         "  queries N/K     {}/{} ({} pending)",
@@ -68,7 +70,7 @@ pub fn print(model_id: u32, who: &AccountId32, s: &Snapshot) {
             println!("account {who}");
             println!("  n_i this epoch  {}", a.queries);
             println!(
-                "  privacy spent   ε {} (in accounting units {} of {}; {} remaining, {} more queries)",
+                "  privacy spent   ε {} (in accounting units {} of {}; {} remaining, {} more queries within the lineage)",
                 ui::micro(a.spent_epsilon),
                 ui::micro(a.spent),
                 ui::micro(a.budget),

@@ -7,7 +7,10 @@
 //! 4. a non-worker account cannot submit results; the worker killed with SIGKILL around a
 //!    request and restarted finishes every request exactly once;
 //! 5. budget exhaustion and K exhaustion refuse further requests;
-//! 6. after the worker's reset no stored client data of the old epoch remains.
+//! 6. after the worker's reset no stored client data of the old epoch remains;
+//! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
+//! 8. a result is never served before its completion is finalized;
+//! 9. with two workers registered, each request is answered once, by its assigned worker.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +20,8 @@ use smidl_cli::ctx::Context;
 use smidl_cli::devnet::Devnet;
 use smidl_cli::infer::{self, Answer, Settled};
 use smidl_cli::keys;
-use smidl_cli::model::{self, PolicyArgs, RegisterOptions, Registered, Source};
+use smidl_cli::model::{self, LineageArg, PolicyArgs, RegisterOptions, Registered, Source};
+use smidl_worker::api_client::WorkerApi;
 use smidl_worker::chain::{self, read, smidl, ChainError, Wait};
 use smidl_worker::dp::{Mechanism, NoisePlan};
 use smidl_worker::wire::LimitAction;
@@ -38,6 +42,16 @@ fn policy(k: u32, epsilon: f64, budget: f64) -> PolicyArgs {
 }
 
 async fn register(alice: &Context, p: PolicyArgs) -> Result<Registered> {
+    let lineage = LineageArg::New { epsilon: 1_000.0 };
+    register_with(alice, p, lineage, vec![chain::account_of(&dev::alice())]).await
+}
+
+async fn register_with(
+    alice: &Context,
+    p: PolicyArgs,
+    lineage: LineageArg,
+    workers: Vec<subxt::utils::AccountId32>,
+) -> Result<Registered> {
     model::register(
         alice,
         RegisterOptions {
@@ -46,8 +60,9 @@ async fn register(alice: &Context, p: PolicyArgs) -> Result<Registered> {
                 clip_norm: 4.0,
             },
             csv: None,
-            workers: vec![chain::account_of(&dev::alice())],
+            workers,
             policy: p,
+            lineage,
             on_limit: LimitAction::Reset,
             delete_eval_keys: true,
         },
@@ -390,6 +405,172 @@ async fn limits_and_deletion(
     Ok(())
 }
 
+/// Two accounts, each far from its own budget, exhaust the lineage together: the guarantee
+/// about the training rows holds against the coalition.
+async fn lineage_shared(bob: &Context, charlie: &Context, alice: &Context) -> Result<()> {
+    let lineage = LineageArg::New { epsilon: 2.0 };
+    let me = vec![chain::account_of(&dev::alice())];
+    let reg = register_with(alice, policy(50, 1.0, 100.0), lineage, me).await?;
+    let sb = keys::session(bob, reg.model_id).await?;
+    let sc = keys::session(charlie, reg.model_id).await?;
+    for (ctx, s, row) in [(bob, &sb, 0), (charlie, &sc, 1)] {
+        let Answer::Result(_) = infer::infer(ctx, s, &reg.dataset.test_x[row]).await? else {
+            bail!("rejected within the lineage budget");
+        };
+    }
+    for (ctx, s, row) in [(bob, &sb, 2), (charlie, &sc, 3)] {
+        match infer::infer(ctx, s, &reg.dataset.test_x[row]).await {
+            Err(e) if refusal(&e).as_deref() == Some("LineageBudgetExhausted") => {}
+            other => bail!("query beyond the lineage: {:?}", other.map(|_| ())),
+        }
+        // The per-account rule alone would have let it through.
+        let at = ctx.at_finalized().await?;
+        let a = read::account_status(&at, reg.model_id, &ctx.account())
+            .await?
+            .context("no account status")?;
+        ensure!(
+            a.remaining >= 1_000_000 && a.queries_left_by_budget == 0,
+            "{a:?}"
+        );
+    }
+    let at = alice.at_finalized().await?;
+    let l = read::lineage_status(&at, reg.lineage_id)
+        .await?
+        .context("no lineage")?;
+    ensure!(l.spent == l.budget && l.budget == 2_000_000, "{l:?}");
+    eprintln!("  two accounts spent the lineage's ε 2 together; both refused further queries");
+    Ok(())
+}
+
+/// Polls for a result from the moment its request is included: it is refused as not final
+/// while its completion could still be refunded, and served only once finality covers it.
+async fn served_only_after_finality(bob: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let bytes = session.encrypt(&reg.dataset.test_x[4])?.to_bytes();
+    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&bytes), bytes).await?;
+    let give_up = std::time::Instant::now() + Duration::from_secs(120);
+    let mut not_final = 0;
+    let finalized_after = loop {
+        ensure!(std::time::Instant::now() < give_up, "no result in 120 s");
+        match bob.worker.result(&bob.key, id).await {
+            Ok(_) => break bob.at_finalized().await?.block_number(),
+            Err(e) if e.code() == Some("result_not_final") => not_final += 1,
+            Err(e) if matches!(e.code(), Some("result_not_ready" | "unknown_request")) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Settled::Result { block: done, .. } =
+        infer::wait_settled(bob, id, block, block + 50).await?
+    else {
+        bail!("request {id} was not answered");
+    };
+    ensure!(
+        done <= finalized_after,
+        "served with its completion in block #{done} while #{finalized_after} was finalized"
+    );
+    // The window the unprotected path served in was there: computed, not yet final.
+    ensure!(
+        not_final > 0,
+        "the result was never seen computed-but-not-final"
+    );
+    eprintln!(
+        "  result refused {not_final} times as not final, served after block #{done} was final"
+    );
+    Ok(())
+}
+
+/// Two workers, one model: every request is evaluated and answered by its assigned worker
+/// only (one noise draw); the other never even queues it.
+async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result<()> {
+    let url = net.start_extra_worker("//Dave").await?;
+    let dave_api = WorkerApi::new(&url);
+    let (alice_acc, dave_acc) = (
+        chain::account_of(&dev::alice()),
+        chain::account_of(&dev::dave()),
+    );
+    let lineage = LineageArg::New { epsilon: 1_000.0 };
+    let workers = vec![alice_acc.clone(), dave_acc.clone()];
+    let reg = register_with(alice, policy(50, 1.0, 100.0), lineage, workers).await?;
+    dave_api
+        .install(&alice.key, reg.model_id, &reg.install)
+        .await
+        .context("installing on the second worker")?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let apis = [(&alice_acc, &bob.worker), (&dave_acc, &dave_api)];
+    let start = bob.at_finalized().await?.block_number();
+    let mut assigned = Vec::new();
+    for row in 5..9 {
+        let bytes = session.encrypt(&reg.dataset.test_x[row])?.to_bytes();
+        let c = chain::blake2_256(&bytes);
+        // Not knowing the assignment beforehand, the client gives the input to both.
+        for (_, api) in &apis {
+            api.put_input(&bob.key, reg.model_id, &c, bytes.clone())
+                .await?;
+        }
+        let call = smidl::transactions()
+            .secure_inference()
+            .request_inference(reg.model_id, c.into());
+        let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
+        let e = inc
+            .events
+            .find_first::<ev::InferenceRequested>()
+            .context("no InferenceRequested")??;
+        assigned.push((e.request_id, e.worker, inc.block_number));
+    }
+    let mut last = 0;
+    let mut by_worker: HashMap<String, u32> = HashMap::new();
+    for (id, worker, block) in &assigned {
+        let Settled::Result { block: done, .. } =
+            infer::wait_settled(bob, *id, *block, block + 60).await?
+        else {
+            bail!("request {id} not answered");
+        };
+        last = last.max(done);
+        let events = bob.client.at_block(done).await?.events().fetch().await?;
+        let answered_by = events
+            .find::<ev::ResultSubmitted>()
+            .filter_map(|e| e.ok())
+            .find(|e| e.request_id == *id)
+            .map(|e| e.worker)
+            .context("no ResultSubmitted")?;
+        ensure!(
+            &answered_by == worker,
+            "request {id} assigned to {worker} but answered by {answered_by}"
+        );
+        *by_worker.entry(worker.to_string()).or_default() += 1;
+    }
+    ensure!(
+        by_worker.len() == 2,
+        "both workers should serve: {by_worker:?}"
+    );
+    infer::wait_finalized(bob, last + 2).await?;
+    let counts = answers(bob, start, last + 2).await?;
+    for (id, worker, _) in &assigned {
+        ensure!(
+            counts.get(id) == Some(&1),
+            "request {id}: {:?}",
+            counts.get(id)
+        );
+        let (mine, other) = if worker == &alice_acc {
+            (&bob.worker, &dave_api)
+        } else {
+            (&dave_api, &bob.worker)
+        };
+        mine.result(&bob.key, *id).await?;
+        match other.result(&bob.key, *id).await {
+            Err(e) if e.code() == Some("unknown_request") => {}
+            other => bail!(
+                "the unassigned worker knows request {id}: {:?}",
+                other.err()
+            ),
+        }
+    }
+    eprintln!("  two workers: {by_worker:?} requests, each answered once by its assigned worker");
+    Ok(())
+}
+
 async fn scenarios(net: &mut Devnet) -> Result<()> {
     let home = net.dir.join("client-home");
     let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
@@ -406,6 +587,15 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     limits_and_deletion(net, &bob, &charlie, &alice)
         .await
         .context("limits and deletion")?;
+    lineage_shared(&bob, &charlie, &alice)
+        .await
+        .context("lineage shared by two accounts")?;
+    served_only_after_finality(&bob, &alice)
+        .await
+        .context("served only after finality")?;
+    two_workers(net, &bob, &alice)
+        .await
+        .context("two workers")?;
     Ok(())
 }
 
