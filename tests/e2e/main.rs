@@ -491,7 +491,7 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
         chain::account_of(&dev::dave()),
     );
     let lineage = LineageArg::New { epsilon: 1_000.0 };
-    let workers = vec![alice_acc.clone(), dave_acc.clone()];
+    let workers = vec![alice_acc, dave_acc];
     let reg = register_with(alice, policy(50, 1.0, 100.0), lineage, workers).await?;
     dave_api
         .install(&alice.key, reg.model_id, &reg.install)

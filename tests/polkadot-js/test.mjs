@@ -55,7 +55,7 @@ async function main() {
   const pallet = api.runtimeMetadata.asLatest.pallets.find((p) => p.name.toString() === 'SecureInference');
   check(pallet !== undefined, 'metadata has the SecureInference pallet');
   const storage = pallet.storage.unwrap().items;
-  for (const name of ['Models', 'Usage', 'EvalKeys', 'Requests', 'Bounds']) {
+  for (const name of ['Models', 'Lineages', 'Usage', 'EvalKeys', 'Requests', 'Bounds']) {
     const item = storage.find((s) => s.name.toString() === name);
     check(item && item.docs.length > 0, `storage item ${name} is documented`);
   }
@@ -75,7 +75,10 @@ async function main() {
   const dataset = blake2AsHex('test dataset generation 0');
   const regEvents = await submit(
     api,
-    api.tx.secureInference.registerModel([alice.address], weights, dataset, policy),
+    // New training rows: a lineage of their own with a total of 4 ε for all accounts.
+    api.tx.secureInference.registerModel([alice.address], weights, dataset, policy, {
+      New: { epsilonBudget: 4000000 },
+    }),
     alice,
   );
   const registered = findEvent(regEvents, 'ModelRegistered');
@@ -85,6 +88,8 @@ async function main() {
   check(model.owner.toString() === alice.address, 'model owner is Alice');
   check(model.weightsCommitment.toHex() === weights, 'weights commitment stored');
   check(model.policy.maxQueriesPerEpoch.toNumber() === 3, 'policy K stored');
+  const lineageId = registered.data.lineageId.toNumber();
+  check(model.lineage.toNumber() === lineageId, 'model is on the lineage it opened');
 
   // Bob asks for an inference on the commitment of his (encrypted) input.
   const input = blake2AsHex('ciphertext bytes');
@@ -98,6 +103,10 @@ async function main() {
   const usage = (await api.query.secureInference.usage(modelId, bob.address)).unwrap();
   check(usage.queries.toNumber() === 1, 'Usage(model, Bob).queries = 1');
   check(usage.spent.toNumber() === 500000, 'Usage(model, Bob).spent = 0.5 ε');
+  check(requested.data.worker.toString() === alice.address, 'the request is assigned to Alice');
+  const lineage = (await api.query.secureInference.lineages(lineageId)).unwrap();
+  check(lineage.spent.toNumber() === 500000, 'the lineage was charged 0.5 ε');
+  check(lineage.budget.toNumber() === 4000000, 'the lineage budget is 4 ε');
 
   // Bob is not a worker: his result is refused with the pallet's error.
   try {

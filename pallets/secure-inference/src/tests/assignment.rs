@@ -25,7 +25,7 @@ fn requests_are_assigned_round_robin_by_id() {
         let id = two_workers();
         for who in [ALICE, BOB, EVE, ALICE] {
             let r = request(who, id);
-            let expected = if r % 2 == 0 { WORKER } else { WORKER2 };
+            let expected = if r.is_multiple_of(2) { WORKER } else { WORKER2 };
             assert_eq!(Requests::<Test>::get(r).unwrap().worker, expected);
             assert!(events().iter().any(|e| matches!(
                 e,

@@ -18,9 +18,8 @@ fn roomy() -> Policy<u64, u64> {
 /// Fresh funded accounts, as free to create as Sybils are.
 fn sybils(n: u64) -> Vec<u64> {
     (1_000..1_000 + n)
-        .map(|a| {
-            Balances::set_balance(&a, INITIAL_BALANCE);
-            a
+        .inspect(|a| {
+            Balances::set_balance(a, INITIAL_BALANCE);
         })
         .collect()
 }
