@@ -127,6 +127,36 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum ModelCommand {
+    /// Train the next version of your model, authorise exactly its commitments on chain and
+    /// stage it on the worker (which retrains at the next limit with --on-limit retrain).
+    Retrain {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        /// Training data; the embedded breast-cancer set by default.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.1)]
+        l2_lambda: f64,
+        #[arg(long, default_value_t = 4.0)]
+        clip_norm: f64,
+        /// The rows are genuinely new: open a lineage with this total ε. Without it (and
+        /// without --join-lineage) the retrain continues the model's lineage.
+        #[arg(long, conflicts_with = "join_lineage")]
+        new_lineage_budget: Option<f64>,
+        /// The rows are under this other lineage of yours.
+        #[arg(long)]
+        join_lineage: Option<u32>,
+        /// What the worker does at the limits after this version is in.
+        #[arg(long, default_value = "retrain")]
+        on_limit: LimitAction,
+        #[arg(long)]
+        delete_eval_keys: bool,
+        /// Retrain on chain now (as the owner) instead of at the next limit.
+        #[arg(long)]
+        now: bool,
+    },
     /// Train (or import) a model, register it on chain and install it on the worker.
     Register {
         #[command(flatten)]
@@ -212,6 +242,53 @@ async fn run(cli: Cli) -> Result<()> {
             KeysCommand::Account { out } => keys::new_account(&out),
         },
         Command::Model { command } => match command {
+            ModelCommand::Retrain {
+                conn,
+                model,
+                csv,
+                l2_lambda,
+                clip_norm,
+                new_lineage_budget,
+                join_lineage,
+                on_limit,
+                delete_eval_keys,
+                now,
+            } => {
+                use smidl_cli::retrain::{self, RetrainLineage, RetrainOptions};
+                let ctx = conn.context().await?;
+                let lineage = match (new_lineage_budget, join_lineage) {
+                    (Some(epsilon), _) => RetrainLineage::New { epsilon },
+                    (None, Some(id)) => RetrainLineage::Join(id),
+                    (None, None) => RetrainLineage::Continue,
+                };
+                let r = retrain::retrain(
+                    &ctx,
+                    RetrainOptions {
+                        model_id: model,
+                        source: Source::Logistic {
+                            l2_lambda,
+                            clip_norm,
+                        },
+                        csv,
+                        lineage,
+                        on_limit,
+                        delete_eval_keys,
+                        now,
+                    },
+                )
+                .await?;
+                println!(
+                    "next version of model {model} authorised and staged\n  weights commitment 0x{}\n  dataset commitment 0x{}\n  opening (salts, keep secret) {}\n  {}",
+                    hex::encode(r.weights_commitment),
+                    hex::encode(r.dataset_commitment),
+                    r.opening.display(),
+                    match r.retrained_at {
+                        Some(b) => format!("retrained on chain in block #{b}"),
+                        None => "the worker retrains at the next limit (--on-limit retrain)".into(),
+                    }
+                );
+                Ok(())
+            }
             ModelCommand::Register {
                 conn,
                 kind,

@@ -53,7 +53,7 @@ pub enum LineageArg {
 }
 
 impl LineageArg {
-    fn to_chain(self) -> Result<LineageChoice> {
+    pub fn to_chain(self) -> Result<LineageChoice> {
         Ok(match self {
             LineageArg::New { epsilon } => LineageChoice::New {
                 epsilon_budget: ui::to_micro_down(epsilon)?,
@@ -90,39 +90,8 @@ pub struct Registered {
 }
 
 pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered> {
-    let csv = match &opts.csv {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => smidl_fhe::dataset::BREAST_CANCER_CSV.as_bytes().to_vec(),
-    };
-    let text = std::str::from_utf8(&csv).context("the training CSV is not UTF-8")?;
-    let dataset = Dataset::from_csv(text)?;
-    let pb = ui::spinner(ctx.interactive, "training and compiling the model");
-    let (src, ds) = (opts.source.clone(), dataset.clone());
-    let (float, server) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let float = match &src {
-            Source::Logistic {
-                l2_lambda,
-                clip_norm,
-            } => train_logistic_regression(
-                &ds,
-                &LrConfig {
-                    l2_lambda: *l2_lambda,
-                    clip_norm: Some(*clip_norm),
-                },
-            )?,
-            Source::Mlp => train_mlp(&ds, &MlpConfig::default())?,
-            Source::Onnx(path) => {
-                let bytes =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                smidl_fhe::model::onnx::import_onnx(&bytes)?
-            }
-        };
-        let server =
-            ServerModel::compile(&float, &ds, &QuantConfig::default())?.with_input_proofs()?;
-        Ok((float, server))
-    })
-    .await??;
-    pb.finish_and_clear();
+    let (csv, dataset) = read_csv(opts.csv.as_deref())?;
+    let (float, server) = train_and_compile(ctx, &opts.source, &dataset).await?;
     // Salted, so that the public commitments reveal nothing about single rows or weights;
     // the salts go to the owner's opening file for an auditor (`smidl audit`).
     let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
@@ -209,7 +178,54 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     })
 }
 
-fn opening_path(ctx: &Context, name: &str) -> PathBuf {
+/// Trains (or imports) the model and compiles its server half with input proofs.
+pub async fn train_and_compile(
+    ctx: &Context,
+    source: &Source,
+    dataset: &Dataset,
+) -> Result<(FloatModel, ServerModel)> {
+    let pb = ui::spinner(ctx.interactive, "training and compiling the model");
+    let (src, ds) = (source.clone(), dataset.clone());
+    let out = tokio::task::spawn_blocking(move || -> Result<_> {
+        let float = match &src {
+            Source::Logistic {
+                l2_lambda,
+                clip_norm,
+            } => train_logistic_regression(
+                &ds,
+                &LrConfig {
+                    l2_lambda: *l2_lambda,
+                    clip_norm: Some(*clip_norm),
+                },
+            )?,
+            Source::Mlp => train_mlp(&ds, &MlpConfig::default())?,
+            Source::Onnx(path) => {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                smidl_fhe::model::onnx::import_onnx(&bytes)?
+            }
+        };
+        let server =
+            ServerModel::compile(&float, &ds, &QuantConfig::default())?.with_input_proofs()?;
+        Ok((float, server))
+    })
+    .await??;
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// The training CSV (the embedded breast-cancer set when `None`) and its parsed rows.
+pub fn read_csv(path: Option<&std::path::Path>) -> Result<(Vec<u8>, Dataset)> {
+    let csv = match path {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => smidl_fhe::dataset::BREAST_CANCER_CSV.as_bytes().to_vec(),
+    };
+    let text = std::str::from_utf8(&csv).context("the training CSV is not UTF-8")?;
+    let dataset = Dataset::from_csv(text)?;
+    Ok((csv, dataset))
+}
+
+pub(crate) fn opening_path(ctx: &Context, name: &str) -> PathBuf {
     ctx.home.join("openings").join(format!("{name}.json"))
 }
 
@@ -230,7 +246,7 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes the salts (secret: they make the commitments hiding) readable by the owner only.
-fn write_opening(ctx: &Context, name: &str, opening: &Opening) -> Result<PathBuf> {
+pub(crate) fn write_opening(ctx: &Context, name: &str, opening: &Opening) -> Result<PathBuf> {
     let path = opening_path(ctx, name);
     let dir = path.parent().context("opening path")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -10,7 +10,8 @@
 //! 6. after the worker's reset no stored client data of the old epoch remains;
 //! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
 //! 8. a result is never served before its completion is finalized;
-//! 9. with two workers registered, each request is answered once, by its assigned worker.
+//! 9. with two workers registered, each request is answered once, by its assigned worker;
+//! 10. the owner's authorised, staged retrain is carried out by the worker at the limit.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -571,6 +572,90 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
     Ok(())
 }
 
+/// The owner authorises and stages the next version; at K the worker deletes the epoch's data
+/// and retrains onto exactly those commitments (same lineage), then serves the new weights.
+async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
+    use smidl_cli::retrain::{self, RetrainLineage, RetrainOptions};
+    let reg = model::register(
+        alice,
+        RegisterOptions {
+            source: Source::Logistic {
+                l2_lambda: 0.1,
+                clip_norm: 4.0,
+            },
+            csv: None,
+            workers: vec![chain::account_of(&dev::alice())],
+            policy: policy(1, 1.0, 100.0),
+            lineage: LineageArg::New { epsilon: 1_000.0 },
+            on_limit: LimitAction::Retrain,
+            delete_eval_keys: true,
+        },
+    )
+    .await?;
+    let next = retrain::retrain(
+        alice,
+        RetrainOptions {
+            model_id: reg.model_id,
+            source: Source::Logistic {
+                l2_lambda: 0.05,
+                clip_norm: 4.0,
+            },
+            csv: None,
+            lineage: RetrainLineage::Continue,
+            on_limit: LimitAction::Reset,
+            delete_eval_keys: true,
+            now: false,
+        },
+    )
+    .await?;
+    let s = keys::session(bob, reg.model_id).await?;
+    let Answer::Result(_) = infer::infer(bob, &s, &reg.dataset.test_x[0]).await? else {
+        bail!("rejected before the retrain");
+    };
+    let (block, _) =
+        smidl_cli::demo::wait_for_new_epoch(alice, reg.model_id, 0, Duration::from_secs(180))
+            .await?;
+    let at = alice.at_finalized().await?;
+    let info = read::model(&at, reg.model_id)
+        .await?
+        .context("model gone")?;
+    ensure!(
+        info.weights_commitment.0 == next.weights_commitment
+            && info.dataset_commitment.0 == next.dataset_commitment,
+        "the chain does not commit to the staged version"
+    );
+    ensure!(
+        info.lineage == reg.lineage_id,
+        "the retrain left the lineage"
+    );
+    ensure!(
+        read::retrain_authorisation(&at, reg.model_id)
+            .await?
+            .is_none(),
+        "the authorisation was not consumed"
+    );
+    // A fresh session checks the worker serves exactly the new commitment (the worker swaps
+    // it in when it processes the finalized retrain, possibly a moment after us).
+    let mut tries = 0;
+    let s = loop {
+        match keys::session(bob, reg.model_id).await {
+            Ok(s) => break s,
+            Err(_) if tries < 40 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let Answer::Result(_) = infer::infer(bob, &s, &reg.dataset.test_x[1]).await? else {
+        bail!("rejected after the retrain");
+    };
+    eprintln!(
+        "  the worker retrained onto the owner's staged version in block #{block}, same lineage"
+    );
+    Ok(())
+}
+
 async fn scenarios(net: &mut Devnet) -> Result<()> {
     let home = net.dir.join("client-home");
     let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
@@ -593,6 +678,9 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     served_only_after_finality(&bob, &alice)
         .await
         .context("served only after finality")?;
+    authorised_retrain(&bob, &alice)
+        .await
+        .context("authorised retrain")?;
     two_workers(net, &bob, &alice)
         .await
         .context("two workers")?;

@@ -1,0 +1,129 @@
+//! `smidl model retrain`: the owner trains the next version of a model, authorises exactly its
+//! salted commitments and lineage choice on chain, and stages it on the worker. The worker
+//! carries the retrain out at the model's next limit (`--on-limit retrain`); with `now` the
+//! owner signs `retrain_model` itself at once.
+
+use anyhow::{bail, Context as _, Result};
+use smidl_worker::chain::{self, read, smidl, LineageChoice, Wait};
+use smidl_worker::commit::{self, Opening};
+use smidl_worker::wire::{LimitAction, ModelInstall};
+
+use crate::ctx::Context;
+use crate::model::{self, Source};
+use crate::ui;
+
+use smidl::runtime_types::pallet_secure_inference::types::RetrainAuthorisation;
+
+/// Which rows the next version was trained on.
+#[derive(Clone, Copy, Debug)]
+pub enum RetrainLineage {
+    /// The same or overlapping rows: the model keeps spending its lineage.
+    Continue,
+    /// Rows of another lineage of the owner's.
+    Join(u32),
+    /// Genuinely new rows, with a budget of their own (ε).
+    New { epsilon: f64 },
+}
+
+pub struct RetrainOptions {
+    pub model_id: u32,
+    pub source: Source,
+    pub csv: Option<std::path::PathBuf>,
+    pub lineage: RetrainLineage,
+    pub on_limit: LimitAction,
+    pub delete_eval_keys: bool,
+    /// Sign `retrain_model` now instead of leaving it to the worker at the next limit.
+    pub now: bool,
+}
+
+pub struct Retrained {
+    pub weights_commitment: [u8; 32],
+    pub dataset_commitment: [u8; 32],
+    pub opening: std::path::PathBuf,
+    /// Block of the owner's own `retrain_model`, with `now`.
+    pub retrained_at: Option<u64>,
+}
+
+pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
+    let at = ctx.at_finalized().await?;
+    let info = read::model(&at, opts.model_id)
+        .await?
+        .with_context(|| format!("model {} is not on chain", opts.model_id))?;
+    if info.owner != ctx.account() {
+        bail!("only the model's owner ({}) may retrain it", info.owner);
+    }
+    let (csv, dataset) = model::read_csv(opts.csv.as_deref())?;
+    let (_, server) = model::train_and_compile(ctx, &opts.source, &dataset).await?;
+    let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
+    let dataset_salt = commit::fresh_salt().context("drawing the dataset salt")?;
+    let canonical = server.canonical_bytes();
+    let weights_commitment = commit::weights(&weights_salt, &canonical);
+    let rows = dataset.train_x.len();
+    let dataset_commitment = commit::dataset(&dataset_salt, &csv, 0..rows);
+    let opening = model::write_opening(
+        ctx,
+        &format!(
+            "model-{}-{}",
+            opts.model_id,
+            hex::encode(&weights_commitment[..8])
+        ),
+        &Opening::new(&weights_salt, &dataset_salt, rows),
+    )?;
+    let lineage = match opts.lineage {
+        RetrainLineage::Continue => LineageChoice::Continue,
+        RetrainLineage::Join(id) => LineageChoice::Join(id),
+        RetrainLineage::New { epsilon } => LineageChoice::New {
+            epsilon_budget: ui::to_micro_down(epsilon)?,
+        },
+    };
+    let authorisation = RetrainAuthorisation {
+        weights_commitment: weights_commitment.into(),
+        dataset_commitment: dataset_commitment.into(),
+        lineage: lineage.clone(),
+    };
+    let pb = ui::spinner(ctx.interactive, "authorising the retrain on chain");
+    let call = smidl::transactions()
+        .secure_inference()
+        .authorise_retrain(opts.model_id, authorisation);
+    chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
+    pb.set_message("staging the next version on the worker");
+    let install = ModelInstall {
+        server_model: canonical,
+        weights_salt,
+        on_limit: opts.on_limit,
+        delete_eval_keys: opts.delete_eval_keys,
+        stage: true,
+    };
+    let mut tries = 0;
+    loop {
+        match ctx.worker.install(&ctx.key, opts.model_id, &install).await {
+            Ok(()) => break,
+            // The worker reads the authorisation at its best block; it may lag a moment.
+            Err(e) if e.code() == Some("retrain_not_authorised") && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("staging the model on the worker"),
+        }
+    }
+    let retrained_at = if opts.now {
+        pb.set_message("retraining on chain");
+        let call = smidl::transactions().secure_inference().retrain_model(
+            opts.model_id,
+            weights_commitment.into(),
+            dataset_commitment.into(),
+            lineage,
+        );
+        let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
+        Some(inc.block_number)
+    } else {
+        None
+    };
+    pb.finish_and_clear();
+    Ok(Retrained {
+        weights_commitment,
+        dataset_commitment,
+        opening,
+        retrained_at,
+    })
+}
