@@ -17,6 +17,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 pub mod apis;
+pub mod capacity;
 pub use apis::RuntimeApi;
 pub mod configs;
 pub mod genesis_config_presets;
