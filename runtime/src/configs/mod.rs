@@ -143,9 +143,9 @@ impl pallet_secure_inference::Config for Runtime {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type MaxWorkers = ConstU32<16>;
-    // From the release weights (docs/benchmarks.md): 1 971 request_inference fit the normal
+    // From the release weights (docs/benchmarks.md): 1 969 request_inference fit the normal
     // class of a block; the binding limit is on_initialize, which at 1 000 time-outs (each on
-    // its own model) plus 1 000 prunes weighs 492 ms of the 500 ms the normal class leaves free.
+    // its own model) plus 1 000 prunes weighs 493 ms of the 500 ms the normal class leaves free.
     // runtime/src/capacity.rs and the pallet's integrity_test check both.
     type MaxRequestsPerBlock = ConstU32<1000>;
     type ModelDeposit = ModelDeposit;
