@@ -42,8 +42,8 @@ pub async fn run(
     let read_file = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let opening: Opening = serde_json::from_slice(&read_file(opening)?)
         .context("the opening is not an smidl opening file")?;
-    let model = read_file_opt(server_model, &read_file)?;
-    let csv = read_file_opt(csv, &read_file)?;
+    let model = server_model.map(read_file).transpose()?;
+    let csv = csv.map(read_file).transpose()?;
     let at = ctx.at_finalized().await?;
     let info = read::model(&at, model_id)
         .await?
@@ -55,13 +55,6 @@ pub async fn run(
         model.as_deref(),
         csv.as_deref(),
     )
-}
-
-fn read_file_opt(
-    p: Option<&Path>,
-    read: &dyn Fn(&Path) -> Result<Vec<u8>>,
-) -> Result<Option<Vec<u8>>> {
-    p.map(read).transpose()
 }
 
 #[cfg(test)]

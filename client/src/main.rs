@@ -198,8 +198,8 @@ enum ModelCommand {
         /// The rows are already under this lineage of yours: spend it instead of a new one.
         #[arg(long)]
         join_lineage: Option<u32>,
-        /// Also write the compiled server model (plaintext weights, 0600) here, to disclose
-        /// to an auditor with the opening.
+        /// Also write the compiled server model (plaintext weights, 0600, a new file) here, to
+        /// disclose to an auditor with the opening.
         #[arg(long)]
         keep_server_model: Option<PathBuf>,
         /// Use zCDP accounting with δ = 10^-N.
@@ -360,7 +360,7 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?;
                 if let Some(path) = keep_server_model {
-                    model::write_private(&path, &reg.server.canonical_bytes())?;
+                    smidl_cli::keys::write_secret(&path, &reg.server.canonical_bytes())?;
                 }
                 println!(
                     "model {} registered in block #{} on lineage {} and installed on the worker\n  weights commitment 0x{}\n  dataset commitment 0x{}\n  opening (salts, keep secret) {}",

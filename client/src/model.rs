@@ -151,18 +151,9 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         delete_eval_keys: opts.delete_eval_keys,
         stage: false,
     };
-    // The worker checks it against the chain's best block; retry briefly while it catches up.
-    let mut tries = 0;
-    loop {
-        match ctx.worker.install(&ctx.key, model_id, &install).await {
-            Ok(()) => break,
-            Err(e) if e.code() == Some("model_not_on_chain") && tries < 20 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e).context("installing the model on the worker"),
-        }
-    }
+    install_when_seen(ctx, model_id, &install, "model_not_on_chain")
+        .await
+        .context("installing the model on the worker")?;
     pb.finish_and_clear();
     Ok(Registered {
         model_id,
@@ -225,31 +216,33 @@ pub fn read_csv(path: Option<&std::path::Path>) -> Result<(Vec<u8>, Dataset)> {
     Ok((csv, dataset))
 }
 
-pub(crate) fn opening_path(ctx: &Context, name: &str) -> PathBuf {
-    ctx.home.join("openings").join(format!("{name}.json"))
+/// Installs (or stages) on the worker, retrying briefly while the worker's view of the chain
+/// lags ours (it answers `lag_code` until it sees what we just finalized).
+pub(crate) async fn install_when_seen(
+    ctx: &Context,
+    model_id: u32,
+    install: &ModelInstall,
+    lag_code: &str,
+) -> Result<(), smidl_worker::api_client::ApiClientError> {
+    let mut tries = 0;
+    loop {
+        match ctx.worker.install(&ctx.key, model_id, install).await {
+            Err(e) if e.code() == Some(lag_code) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
-/// Writes `bytes` readable by the owner only (0600), replacing `path`.
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+pub(crate) fn opening_path(ctx: &Context, name: &str) -> PathBuf {
+    ctx.home.join("openings").join(format!("{name}.json"))
 }
 
 /// Writes the salts (secret: they make the commitments hiding) readable by the owner only.
 pub(crate) fn write_opening(ctx: &Context, name: &str, opening: &Opening) -> Result<PathBuf> {
     let path = opening_path(ctx, name);
-    let dir = path.parent().context("opening path")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_private(&path, serde_json::to_string_pretty(opening)?.as_bytes())?;
+    crate::keys::write_secret(&path, serde_json::to_string_pretty(opening)?.as_bytes())?;
     Ok(path)
 }

@@ -94,18 +94,9 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
         delete_eval_keys: opts.delete_eval_keys,
         stage: true,
     };
-    let mut tries = 0;
-    loop {
-        match ctx.worker.install(&ctx.key, opts.model_id, &install).await {
-            Ok(()) => break,
-            // The worker reads the authorisation at its best block; it may lag a moment.
-            Err(e) if e.code() == Some("retrain_not_authorised") && tries < 20 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e).context("staging the model on the worker"),
-        }
-    }
+    model::install_when_seen(ctx, opts.model_id, &install, "retrain_not_authorised")
+        .await
+        .context("staging the model on the worker")?;
     let retrained_at = if opts.now {
         pb.set_message("retraining on chain");
         let call = smidl::transactions().secure_inference().retrain_model(
