@@ -49,6 +49,15 @@ fn new_lineage() -> LineageChoice {
     }
 }
 
+/// The costlier mode for registration and retrain: it charges the lineage its training.
+fn private_mode() -> PrivacyMode {
+    PrivacyMode::PrivateModel {
+        training_epsilon: PRIVACY_SCALE,
+        answers_per_account: 100,
+        answers_per_generation: 10_000,
+    }
+}
+
 fn model<T: Config>(owner: &T::AccountId) -> ModelId {
     Pallet::<T>::do_register(
         owner.clone(),
@@ -57,6 +66,7 @@ fn model<T: Config>(owner: &T::AccountId) -> ModelId {
         H256::repeat_byte(2),
         policy::<T>(),
         new_lineage(),
+        PrivacyMode::PerQuery,
         true,
     )
     .expect("valid model")
@@ -103,6 +113,7 @@ mod benchmarks {
             H256::repeat_byte(2),
             policy::<T>(),
             new_lineage(),
+            private_mode(),
         );
         assert_eq!(NextModelId::<T>::get(), 1);
         assert_eq!(NextLineageId::<T>::get(), 1);
@@ -258,6 +269,7 @@ mod benchmarks {
             weights_commitment: H256::repeat_byte(5),
             dataset_commitment: H256::repeat_byte(6),
             lineage: new_lineage(),
+            privacy: private_mode(),
         };
         Pallet::<T>::authorise_retrain(RawOrigin::Signed(owner).into(), id, to.clone())
             .expect("authorised");
@@ -270,6 +282,7 @@ mod benchmarks {
             to.weights_commitment,
             to.dataset_commitment,
             to.lineage,
+            to.privacy,
         );
         let m = Models::<T>::get(id).expect("model");
         assert_eq!((m.generation, m.lineage), (1, 1));
@@ -283,6 +296,7 @@ mod benchmarks {
             weights_commitment: H256::repeat_byte(5),
             dataset_commitment: H256::repeat_byte(6),
             lineage: LineageChoice::Continue,
+            privacy: PrivacyMode::PerQuery,
         };
         #[extrinsic_call]
         _(RawOrigin::Signed(owner), id, to);
@@ -299,6 +313,7 @@ mod benchmarks {
                 weights_commitment: H256::repeat_byte(5),
                 dataset_commitment: H256::repeat_byte(6),
                 lineage: LineageChoice::Continue,
+                privacy: PrivacyMode::PerQuery,
             },
         );
         #[extrinsic_call]
@@ -334,6 +349,7 @@ mod benchmarks {
             H256::repeat_byte(5),
             H256::repeat_byte(6),
             new_lineage(),
+            PrivacyMode::PerQuery,
         )
         .expect("retrained");
         #[extrinsic_call]

@@ -24,10 +24,12 @@ impl<T: Config> Pallet<T> {
         dataset_commitment: H256,
         policy: PolicyOf<T>,
         lineage: LineageChoice,
+        privacy: PrivacyMode,
         deposits: bool,
     ) -> Result<ModelId, DispatchError> {
         Self::ensure_unique(&workers)?;
         let (cost_per_query, account_budget) = Self::derive_costs(&policy)?;
+        let training_cost = Self::training_cost_of(&privacy, &policy.accounting)?;
         let model_id = NextModelId::<T>::get();
         let next = model_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
         let lineage_id = Self::place_in_lineage(
@@ -39,6 +41,7 @@ impl<T: Config> Pallet<T> {
             cost_per_query,
             deposits,
         )?;
+        Self::charge_training(model_id, lineage_id, training_cost)?;
         if deposits {
             Self::hold_deposit(&owner, HoldReason::ModelDeposit, T::ModelDeposit::get())?;
         }
@@ -60,6 +63,9 @@ impl<T: Config> Pallet<T> {
             next_policy: None,
             cost_per_query,
             account_budget,
+            privacy,
+            training_cost,
+            answers: 0,
         };
         Models::<T>::insert(model_id, model);
         NextModelId::<T>::put(next);
@@ -70,8 +76,106 @@ impl<T: Config> Pallet<T> {
             dataset_commitment,
             lineage_id,
             policy,
+            privacy,
         });
         Ok(model_id)
+    }
+
+    /// What training weights in `privacy` mode costs the lineage, in the accounting unit:
+    /// nothing for per-query models; ε (pure) or the largest ρ whose (ε, δ) conversion stays
+    /// within ε (zCDP; the trainer calibrates its noise to exactly this ρ) for private models.
+    pub(crate) fn training_cost_of(
+        privacy: &PrivacyMode,
+        accounting: &Accounting,
+    ) -> Result<PrivacyUnits, DispatchError> {
+        let PrivacyMode::PrivateModel {
+            training_epsilon,
+            answers_per_account,
+            answers_per_generation,
+        } = *privacy
+        else {
+            return Ok(0);
+        };
+        ensure!(
+            training_epsilon > 0
+                && training_epsilon <= Bounds::<T>::get().max_lineage_budget
+                && answers_per_account >= 1
+                && answers_per_generation >= answers_per_account,
+            Error::<T>::InvalidPrivacyMode
+        );
+        if let Accounting::Zcdp { delta_exponent } = accounting {
+            ensure!(
+                (MIN_DELTA_EXPONENT..=MAX_DELTA_EXPONENT).contains(delta_exponent),
+                Error::<T>::InvalidDelta
+            );
+        }
+        let cost = Self::training_cost(training_epsilon, accounting).ok_or(Error::<T>::Overflow)?;
+        // An ε too small to be a whole micro-ρ would train with infinite noise.
+        ensure!(cost > 0, Error::<T>::InvalidPrivacyMode);
+        Ok(cost)
+    }
+
+    /// A training ε in the accounting unit (no validation; `None` on overflow).
+    pub(crate) fn training_cost(
+        training_epsilon: PrivacyUnits,
+        accounting: &Accounting,
+    ) -> Option<PrivacyUnits> {
+        match accounting {
+            Accounting::PureEpsilon => Some(training_epsilon),
+            Accounting::Zcdp { delta_exponent } => {
+                privacy::rho_budget(training_epsilon, *delta_exponent)
+            }
+        }
+    }
+
+    /// Charge a private model's training to its lineage, once, when its weights come in.
+    fn charge_training(
+        model_id: ModelId,
+        lineage_id: LineageId,
+        cost: PrivacyUnits,
+    ) -> DispatchResult {
+        if cost == 0 {
+            return Ok(());
+        }
+        let spent = Lineages::<T>::try_mutate(lineage_id, |l| -> Result<_, DispatchError> {
+            let l = l.as_mut().ok_or(Error::<T>::LineageNotFound)?;
+            let spent = l.spent.checked_add(cost).ok_or(Error::<T>::Overflow)?;
+            ensure!(spent <= l.budget, Error::<T>::LineageBudgetExhausted);
+            l.spent = spent;
+            Ok(spent)
+        })?;
+        Self::deposit_event(Event::TrainingCharged {
+            model_id,
+            lineage_id,
+            cost,
+            lineage_spent: spent,
+        });
+        Ok(())
+    }
+
+    /// Whether the lineage `choice` resolves to can pay `cost` on top of what it has spent.
+    fn check_training_fits(
+        choice: &LineageChoice,
+        current: LineageId,
+        accounting: &Accounting,
+        cost: PrivacyUnits,
+    ) -> DispatchResult {
+        let (spent, budget) = match choice {
+            LineageChoice::Continue | LineageChoice::Join(_) => {
+                let id = match choice {
+                    LineageChoice::Join(id) => *id,
+                    _ => current,
+                };
+                let l = Lineages::<T>::get(id).ok_or(Error::<T>::LineageNotFound)?;
+                (l.spent, l.budget)
+            }
+            LineageChoice::New { epsilon_budget } => {
+                (0, Self::lineage_budget(*epsilon_budget, accounting, 0)?)
+            }
+        };
+        let total = spent.checked_add(cost).ok_or(Error::<T>::Overflow)?;
+        ensure!(total <= budget, Error::<T>::LineageBudgetExhausted);
+        Ok(())
     }
 
     /// The lineage a model spends after registration or a retrain, opening a new one (with
@@ -190,18 +294,43 @@ impl<T: Config> Pallet<T> {
         let first_use = stored.is_none();
         let mut usage = stored.unwrap_or_default();
         Self::normalise(&mut usage, &model);
-        let cost = model.cost_per_query;
+        // Per-query mode charges ε to the account and the lineage; a private model's answers
+        // are post-processing of DP weights and only count against the answer limits.
+        let (cost, mut lineage) = match model.privacy {
+            PrivacyMode::PerQuery => (
+                model.cost_per_query,
+                Some(Lineages::<T>::get(model.lineage).ok_or(Error::<T>::LineageNotFound)?),
+            ),
+            PrivacyMode::PrivateModel {
+                answers_per_account,
+                answers_per_generation,
+                ..
+            } => {
+                ensure!(
+                    usage.answers < answers_per_account,
+                    Error::<T>::AccountAnswerLimitReached
+                );
+                ensure!(
+                    model.answers < answers_per_generation,
+                    Error::<T>::GenerationAnswerLimitReached
+                );
+                (0, None)
+            }
+        };
         let spent = usage.spent.checked_add(cost).ok_or(Error::<T>::Overflow)?;
         ensure!(spent <= model.account_budget, Error::<T>::BudgetExhausted);
-        let mut lineage = Lineages::<T>::get(model.lineage).ok_or(Error::<T>::LineageNotFound)?;
-        let lineage_spent = lineage
-            .spent
-            .checked_add(cost)
-            .ok_or(Error::<T>::Overflow)?;
-        ensure!(
-            lineage_spent <= lineage.budget,
-            Error::<T>::LineageBudgetExhausted
-        );
+        let lineage_spent = match &lineage {
+            Some(l) => {
+                let total = l.spent.checked_add(cost).ok_or(Error::<T>::Overflow)?;
+                ensure!(total <= l.budget, Error::<T>::LineageBudgetExhausted);
+                total
+            }
+            None => {
+                Lineages::<T>::get(model.lineage)
+                    .ok_or(Error::<T>::LineageNotFound)?
+                    .spent
+            }
+        };
 
         let deadline = now
             .checked_add(&Bounds::<T>::get().request_timeout)
@@ -226,9 +355,13 @@ impl<T: Config> Pallet<T> {
         let worker = model.workers[index].clone();
 
         usage.queries = usage.queries.checked_add(1).ok_or(Error::<T>::Overflow)?;
+        usage.answers = usage.answers.checked_add(1).ok_or(Error::<T>::Overflow)?;
         usage.spent = spent;
         usage.last_request = now;
-        lineage.spent = lineage_spent;
+        if let Some(l) = lineage.as_mut() {
+            l.spent = lineage_spent;
+        }
+        model.answers = model.answers.checked_add(1).ok_or(Error::<T>::Overflow)?;
         model.queries = model.queries.checked_add(1).ok_or(Error::<T>::Overflow)?;
         model.pending = model.pending.checked_add(1).ok_or(Error::<T>::Overflow)?;
         model.last_used = now;
@@ -257,7 +390,9 @@ impl<T: Config> Pallet<T> {
         );
         NextRequestId::<T>::put(next_request_id);
         Usage::<T>::insert(model_id, &who, &usage);
-        Lineages::<T>::insert(model.lineage, lineage);
+        if let Some(l) = lineage {
+            Lineages::<T>::insert(model.lineage, l);
+        }
         let (epoch, queries) = (model.epoch, model.queries);
         Models::<T>::insert(model_id, model);
 
@@ -317,6 +452,7 @@ impl<T: Config> Pallet<T> {
         let policy = Self::check_retrain(&model, &to)?;
         let moves = to.lineage != LineageChoice::Continue;
         let (cost, _) = Self::costs_of(&policy)?;
+        let training_cost = Self::training_cost_of(&to.privacy, &policy.accounting)?;
         let lineage_id = Self::place_in_lineage(
             &model.owner,
             to.lineage,
@@ -326,6 +462,7 @@ impl<T: Config> Pallet<T> {
             cost,
             true,
         )?;
+        Self::charge_training(model_id, lineage_id, training_cost)?;
         RetrainAuthorisations::<T>::remove(model_id);
         let previous_epoch = model.epoch;
         model.generation = model
@@ -335,6 +472,9 @@ impl<T: Config> Pallet<T> {
         model.weights_commitment = to.weights_commitment;
         model.dataset_commitment = to.dataset_commitment;
         model.lineage = lineage_id;
+        model.privacy = to.privacy;
+        model.training_cost = training_cost;
+        model.answers = 0;
         let policy_changed = Self::start_epoch(&mut model, moves)?;
         let (epoch, generation) = (model.epoch, model.generation);
         Models::<T>::insert(model_id, model);
@@ -346,6 +486,7 @@ impl<T: Config> Pallet<T> {
             weights_commitment: to.weights_commitment,
             dataset_commitment: to.dataset_commitment,
             lineage_id,
+            privacy: to.privacy,
             by: who,
             policy_changed,
         });
@@ -378,6 +519,13 @@ impl<T: Config> Pallet<T> {
                 Self::lineage_budget(epsilon_budget, &policy.accounting, cost)?;
             }
         }
+        let training_cost = Self::training_cost_of(&to.privacy, &policy.accounting)?;
+        Self::check_training_fits(
+            &to.lineage,
+            model.lineage,
+            &policy.accounting,
+            training_cost,
+        )?;
         Ok(policy)
     }
 
@@ -517,6 +665,10 @@ impl<T: Config> Pallet<T> {
             usage.lineage = model.lineage;
             usage.spent = 0;
         }
+        if usage.generation != model.generation {
+            usage.generation = model.generation;
+            usage.answers = 0;
+        }
     }
 
     /// Reset or retrain: owner or worker, not retired; a worker only on a locked model.
@@ -594,6 +746,11 @@ impl<T: Config> Pallet<T> {
             }
             if request.epoch == model.epoch && usage.epoch == model.epoch {
                 usage.queries = usage.queries.saturating_sub(1);
+                // Same epoch, so same weights: the answer was never given. (After a reset the
+                // allowance is not returned: against the spender.)
+                if usage.generation == model.generation {
+                    usage.answers = usage.answers.saturating_sub(1);
+                }
             }
             Usage::<T>::insert(model_id, &request.requester, usage);
         }
@@ -604,6 +761,7 @@ impl<T: Config> Pallet<T> {
         });
         if request.epoch == model.epoch {
             model.queries = model.queries.saturating_sub(1);
+            model.answers = model.answers.saturating_sub(1);
             // The lock follows the counter: a refunded slot is usable again.
             if model.state == ModelState::Exhausted
                 && model.queries < model.policy.max_queries_per_epoch

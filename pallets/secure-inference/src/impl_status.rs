@@ -34,6 +34,8 @@ impl<T: Config> Pallet<T> {
                 .saturating_add(model.policy.idle_timeout)
                 .saturating_sub(one),
             pending: model.pending,
+            privacy: model.privacy,
+            answers: model.answers,
         })
     }
 
@@ -51,10 +53,20 @@ impl<T: Config> Pallet<T> {
             budget: model.account_budget,
             remaining,
             lineage_remaining,
-            queries_left_by_budget: remaining
-                .min(lineage_remaining)
-                .checked_div(model.cost_per_query)
-                .unwrap_or(0),
+            queries_left_by_budget: match model.privacy {
+                PrivacyMode::PerQuery => remaining
+                    .min(lineage_remaining)
+                    .checked_div(model.cost_per_query)
+                    .unwrap_or(0),
+                PrivacyMode::PrivateModel {
+                    answers_per_account,
+                    answers_per_generation,
+                    ..
+                } => answers_per_account
+                    .saturating_sub(usage.answers)
+                    .min(answers_per_generation.saturating_sub(model.answers))
+                    .into(),
+            },
             spent_epsilon: Self::as_epsilon(usage.spent, &model.policy.accounting),
             accounting: model.policy.accounting,
         })
@@ -118,9 +130,25 @@ impl<T: Config> Pallet<T> {
                 "model's accounting differs from its lineage's"
             );
             let mut sum: u32 = 0;
+            let mut answers: u32 = 0;
             for (_, u) in Usage::<T>::iter_prefix(id) {
                 if u.epoch == m.epoch {
                     sum = sum.checked_add(u.queries).ok_or("Σ n_i overflows")?;
+                }
+                if u.generation == m.generation {
+                    answers = answers
+                        .checked_add(u.answers)
+                        .ok_or("Σ answers overflows")?;
+                }
+                if let PrivacyMode::PrivateModel {
+                    answers_per_account,
+                    ..
+                } = m.privacy
+                {
+                    ensure!(
+                        u.generation != m.generation || u.answers <= answers_per_account,
+                        "account past its answer limit"
+                    );
                 }
                 if u.lineage == m.lineage {
                     ensure!(
@@ -133,8 +161,30 @@ impl<T: Config> Pallet<T> {
             // A retired model's records may be cleared (deposits returned), so only ≤ there.
             if m.state == ModelState::Retired {
                 ensure!(sum <= m.queries, "N below Σ n_i");
+                ensure!(answers <= m.answers, "answers below their sum");
             } else {
                 ensure!(sum == m.queries, "N differs from Σ n_i");
+                ensure!(answers == m.answers, "answers differ from their sum");
+            }
+            match m.privacy {
+                PrivacyMode::PerQuery => {
+                    ensure!(m.training_cost == 0, "per-query model with a training cost")
+                }
+                PrivacyMode::PrivateModel {
+                    training_epsilon,
+                    answers_per_generation,
+                    ..
+                } => {
+                    ensure!(
+                        m.answers <= answers_per_generation,
+                        "generation past its answer limit"
+                    );
+                    let cost = Self::training_cost(training_epsilon, &m.policy.accounting);
+                    ensure!(
+                        cost == Some(m.training_cost) && m.training_cost > 0,
+                        "training cost is stale"
+                    );
+                }
             }
             ensure!(
                 pending.get(&id).copied().unwrap_or(0) == m.pending,

@@ -99,7 +99,8 @@ pub mod pallet {
     use sp_runtime::traits::{Saturating, Zero};
 
     /// The in-code storage version. 2: lineages, request assignment, deposits, pruning.
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
+    /// 3: privacy modes (per-query or private model) and answer limits.
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(3);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -320,6 +321,7 @@ pub mod pallet {
                     LineageChoice::New {
                         epsilon_budget: m.lineage_epsilon_budget,
                     },
+                    PrivacyMode::PerQuery,
                     false,
                 )
                 .expect("genesis model is invalid");
@@ -338,6 +340,17 @@ pub mod pallet {
             dataset_commitment: H256,
             lineage_id: LineageId,
             policy: PolicyOf<T>,
+            privacy: PrivacyMode,
+        },
+        /// A private model's training was charged to its lineage, once, as its weights came in
+        /// (registration or retrain). Its answers charge nothing.
+        TrainingCharged {
+            model_id: ModelId,
+            lineage_id: LineageId,
+            /// The training's cost in the accounting unit.
+            cost: PrivacyUnits,
+            /// Everyone's total spent against the lineage after this charge.
+            lineage_spent: PrivacyUnits,
         },
         /// An owner opened a lineage: new training rows with their own total budget.
         LineageOpened {
@@ -467,6 +480,7 @@ pub mod pallet {
             weights_commitment: H256,
             dataset_commitment: H256,
             lineage_id: LineageId,
+            privacy: PrivacyMode,
             by: T::AccountId,
             policy_changed: bool,
         },
@@ -539,6 +553,14 @@ pub mod pallet {
         /// This request would exceed the lineage's budget: all accounts together have spent
         /// what these training rows allow.
         LineageBudgetExhausted,
+        /// A private-model mode needs a training ε above 0 (at least one micro-ρ in zCDP mode)
+        /// and within the lineage bound, and answer limits of at least 1 per account, with the
+        /// generation's limit at least the account's.
+        InvalidPrivacyMode,
+        /// The account has had all the answers one account may get from these weights.
+        AccountAnswerLimitReached,
+        /// All accounts together have had all the answers these weights may give.
+        GenerationAnswerLimitReached,
         /// The requester cannot pay (hold) the per-query fee.
         CannotPayFee,
         /// The caller cannot pay (hold) the storage deposit.
@@ -649,6 +671,7 @@ pub mod pallet {
             dataset_commitment: H256,
             policy: PolicyOf<T>,
             lineage: LineageChoice,
+            privacy: PrivacyMode,
         ) -> DispatchResult {
             let owner = ensure_signed(origin)?;
             Self::do_register(
@@ -658,6 +681,7 @@ pub mod pallet {
                 dataset_commitment,
                 policy,
                 lineage,
+                privacy,
                 true,
             )?;
             Ok(())
@@ -919,6 +943,7 @@ pub mod pallet {
             weights_commitment: H256,
             dataset_commitment: H256,
             lineage: LineageChoice,
+            privacy: PrivacyMode,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_retrain(
@@ -928,6 +953,7 @@ pub mod pallet {
                     weights_commitment,
                     dataset_commitment,
                     lineage,
+                    privacy,
                 },
             )
         }

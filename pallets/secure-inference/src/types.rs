@@ -70,6 +70,39 @@ pub struct Policy<Balance, BlockNumber> {
     pub fee_per_query: Balance,
 }
 
+/// How a model's answers are made differentially private with respect to its training rows.
+/// Recorded with the weights (at registration and at every retrain), never changed by a policy
+/// update: the mode is a property of how the weights were made.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum PrivacyMode {
+    /// The worker noises every answer: each request spends the policy's `epsilon_per_query`
+    /// against the account's allocation and the lineage.
+    PerQuery,
+    /// The weights were trained with DP at `training_epsilon`: the lineage is charged once
+    /// when they are registered or retrained in (ε, or in zCDP mode the largest ρ whose (ε, δ)
+    /// conversion stays within it); every answer is post-processing and charges nothing. The
+    /// answer limits bound model extraction, which DP training does not prevent.
+    PrivateModel {
+        /// ε of the training mechanism, micro-ε.
+        training_epsilon: PrivacyUnits,
+        /// Answers one account may get from these weights, all epochs together.
+        answers_per_account: u32,
+        /// Answers all accounts together may get from these weights, all epochs together.
+        answers_per_generation: u32,
+    },
+}
+
 /// When a policy update takes effect.
 #[derive(
     Encode,
@@ -181,6 +214,14 @@ pub struct ModelInfo<T: Config> {
     pub cost_per_query: PrivacyUnits,
     /// Per-account budget in the accounting unit, derived from the policy.
     pub account_budget: PrivacyUnits,
+    /// How answers are made private; set with the weights.
+    pub privacy: PrivacyMode,
+    /// What the lineage was charged for training these weights (private-model mode; 0 for
+    /// per-query), in the accounting unit.
+    pub training_cost: PrivacyUnits,
+    /// Answers counted against these weights (this generation, all accounts and epochs), net
+    /// of refunds within the epoch.
+    pub answers: u32,
 }
 
 /// What one account did with one model.
@@ -194,6 +235,10 @@ pub struct AccountUsage<Balance, BlockNumber> {
     pub lineage: LineageId,
     /// This account's privacy loss on this model against `lineage`, in the accounting unit.
     pub spent: PrivacyUnits,
+    /// Generation that `answers` counts; older values read as 0 (lazy reset).
+    pub generation: u32,
+    /// This account's answers from `generation`'s weights (private-model answer limit).
+    pub answers: u32,
     /// Block of this account's last request.
     pub last_request: BlockNumber,
     /// Storage deposit held for this record.
@@ -348,6 +393,10 @@ pub struct ModelStatus<BlockNumber> {
     pub idle_expires_at: BlockNumber,
     /// Requests still pending.
     pub pending: u32,
+    /// How answers are made private.
+    pub privacy: PrivacyMode,
+    /// Answers counted against the current weights (all accounts and epochs).
+    pub answers: u32,
 }
 
 /// An account's standing with a model, for clients (runtime API).
@@ -363,7 +412,9 @@ pub struct AccountStatus {
     pub remaining: PrivacyUnits,
     /// Budget left in the lineage (all accounts together), in the accounting unit.
     pub lineage_remaining: PrivacyUnits,
-    /// Queries the account's and the lineage's remaining budgets still allow.
+    /// Queries the account's and the lineage's remaining budgets still allow (per-query
+    /// mode), or the answers the account's and the generation's limits still allow
+    /// (private-model mode).
     pub queries_left_by_budget: u64,
     /// The spent amount as an ε guarantee in micro-ε (equal to `spent` in pure-ε mode; the
     /// (ε, δ) conversion with the model's δ in zCDP mode).
@@ -466,6 +517,8 @@ pub struct RetrainAuthorisation {
     pub dataset_commitment: H256,
     /// Lineage the retrained model spends.
     pub lineage: LineageChoice,
+    /// Privacy mode of the new weights (a private-model retrain charges its training ε).
+    pub privacy: PrivacyMode,
 }
 
 /// A lineage's budget as seen by clients and auditors (runtime API).

@@ -31,6 +31,7 @@ fn register_model_stores_model_and_emits_event() {
                 dataset_commitment: h(2),
                 lineage_id: 0,
                 policy: policy(),
+                privacy: PrivacyMode::PerQuery,
             }
             .into()
         );
@@ -131,7 +132,8 @@ fn register_model_rejects_invalid_policies() {
                     h(1),
                     h(2),
                     p.clone(),
-                    new_lineage()
+                    new_lineage(),
+                    PrivacyMode::PerQuery
                 ),
                 e
             );
@@ -149,7 +151,8 @@ fn register_model_rejects_duplicate_workers_and_unsigned() {
                 h(1),
                 h(2),
                 policy(),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::DuplicateWorker
         );
@@ -160,7 +163,8 @@ fn register_model_rejects_duplicate_workers_and_unsigned() {
                 h(1),
                 h(2),
                 policy(),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             DispatchError::BadOrigin
         );
@@ -178,7 +182,8 @@ fn register_model_id_overflow_is_an_error() {
                 h(1),
                 h(2),
                 policy(),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::Overflow
         );
@@ -287,7 +292,8 @@ fn lower_budget_or_new_accounting_waits_for_retrain() {
             id,
             h(3),
             h(4),
-            new_lineage()
+            new_lineage(),
+            PrivacyMode::PerQuery
         ));
         assert_eq!(model(id).policy, lower);
         assert_eq!(model(id).account_budget, PRIVACY_SCALE);
@@ -634,7 +640,8 @@ fn budget_survives_reset_but_restarts_after_retrain() {
             id,
             h(5),
             h(6),
-            new_lineage()
+            new_lineage(),
+            PrivacyMode::PerQuery
         ));
         assert_eq!(usage(id, ALICE).spent, 0);
         request(ALICE, id);
@@ -855,6 +862,7 @@ fn fee_transfer_to_an_empty_owner_below_existential_deposit_fails() {
                 ..policy()
             },
             new_lineage(),
+            PrivacyMode::PerQuery,
             false,
         )
         .unwrap();
@@ -1058,7 +1066,8 @@ fn worker_may_only_reset_a_locked_model() {
                 id,
                 h(3),
                 h(4),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::ResetNotAllowed
         );
@@ -1089,7 +1098,8 @@ fn retrain_changes_commitments_and_generation() {
                 id,
                 h(1),
                 h(9),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::CommitmentUnchanged
         );
@@ -1099,7 +1109,8 @@ fn retrain_changes_commitments_and_generation() {
                 id,
                 h(9),
                 h(2),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::CommitmentUnchanged
         );
@@ -1109,7 +1120,8 @@ fn retrain_changes_commitments_and_generation() {
                 id,
                 h(8),
                 h(9),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::NotOwnerOrWorker
         );
@@ -1118,7 +1130,8 @@ fn retrain_changes_commitments_and_generation() {
             id,
             h(8),
             h(9),
-            new_lineage()
+            new_lineage(),
+            PrivacyMode::PerQuery
         ));
         let m = model(id);
         assert_eq!(
@@ -1140,6 +1153,7 @@ fn retrain_changes_commitments_and_generation() {
                 weights_commitment: h(8),
                 dataset_commitment: h(9),
                 lineage_id: 1,
+                privacy: PrivacyMode::PerQuery,
                 by: OWNER,
                 policy_changed: false,
             }
@@ -1155,7 +1169,8 @@ fn retrain_changes_commitments_and_generation() {
                 id,
                 h(10),
                 h(11),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::ModelRetired
         );
@@ -1262,7 +1277,8 @@ fn set_bounds_is_root_only_and_validated() {
                 h(1),
                 h(2),
                 policy(),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::InvalidQueryLimit
         );
@@ -1298,7 +1314,8 @@ fn zcdp_accounting_charges_rho_and_reports_epsilon_delta() {
                     account_epsilon_budget: 2 * PRIVACY_SCALE,
                     ..p.clone()
                 },
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::InvalidBudget
         );

@@ -150,7 +150,8 @@ fn lineage_choices_are_checked() {
                 h(1),
                 h(2),
                 roomy(),
-                LineageChoice::Continue
+                LineageChoice::Continue,
+                PrivacyMode::PerQuery
             ),
             Err::NoLineageToContinue
         );
@@ -161,7 +162,8 @@ fn lineage_choices_are_checked() {
                 h(1),
                 h(2),
                 roomy(),
-                LineageChoice::Join(7)
+                LineageChoice::Join(7),
+                PrivacyMode::PerQuery
             ),
             Err::LineageNotFound
         );
@@ -173,7 +175,8 @@ fn lineage_choices_are_checked() {
                 h(1),
                 h(2),
                 roomy(),
-                LineageChoice::Join(l)
+                LineageChoice::Join(l),
+                PrivacyMode::PerQuery
             ),
             Err::NotLineageOwner
         );
@@ -188,7 +191,8 @@ fn lineage_choices_are_checked() {
                     accounting: Accounting::Zcdp { delta_exponent: 6 },
                     ..roomy()
                 },
-                LineageChoice::Join(l)
+                LineageChoice::Join(l),
+                PrivacyMode::PerQuery
             ),
             Err::AccountingMismatch
         );
@@ -200,7 +204,8 @@ fn lineage_choices_are_checked() {
                     h(1),
                     h(2),
                     roomy(),
-                    LineageChoice::New { epsilon_budget }
+                    LineageChoice::New { epsilon_budget },
+                    PrivacyMode::PerQuery
                 ),
                 Err::InvalidLineageBudget
             );
@@ -329,7 +334,8 @@ fn a_worker_key_cannot_restart_budgets() {
                     id,
                     h(8),
                     h(9),
-                    choice
+                    choice,
+                    PrivacyMode::PerQuery
                 ),
                 Err::RetrainNotAuthorised
             );
@@ -338,6 +344,7 @@ fn a_worker_key_cannot_restart_budgets() {
             weights_commitment: h(8),
             dataset_commitment: h(9),
             lineage: LineageChoice::Continue,
+            privacy: PrivacyMode::PerQuery,
         };
         assert_ok!(SecureInference::authorise_retrain(
             RuntimeOrigin::signed(OWNER),
@@ -358,7 +365,14 @@ fn a_worker_key_cannot_restart_budgets() {
         ];
         for (w, d, l) in attempts {
             assert_noop!(
-                SecureInference::retrain_model(RuntimeOrigin::signed(WORKER), id, w, d, l),
+                SecureInference::retrain_model(
+                    RuntimeOrigin::signed(WORKER),
+                    id,
+                    w,
+                    d,
+                    l,
+                    PrivacyMode::PerQuery
+                ),
                 Err::RetrainNotAuthorised
             );
         }
@@ -367,7 +381,8 @@ fn a_worker_key_cannot_restart_budgets() {
             id,
             h(8),
             h(9),
-            LineageChoice::Continue
+            LineageChoice::Continue,
+            PrivacyMode::PerQuery
         ));
         assert_eq!(model(id).weights_commitment, h(8));
         assert_eq!(
@@ -384,7 +399,8 @@ fn a_worker_key_cannot_restart_budgets() {
                 id,
                 h(10),
                 h(9),
-                LineageChoice::Continue
+                LineageChoice::Continue,
+                PrivacyMode::PerQuery
             ),
             Err::RetrainNotAuthorised
         );
@@ -399,6 +415,7 @@ fn retrain_authorisation_rules() {
             weights_commitment: h(w),
             dataset_commitment: h(9),
             lineage: l,
+            privacy: PrivacyMode::PerQuery,
         };
         assert_noop!(
             SecureInference::authorise_retrain(
@@ -456,7 +473,8 @@ fn retrain_authorisation_rules() {
                 id,
                 h(8),
                 h(9),
-                LineageChoice::Continue
+                LineageChoice::Continue,
+                PrivacyMode::PerQuery
             ),
             Err::ResetNotAllowed
         );

@@ -27,7 +27,8 @@ fn registration_and_new_lineages_hold_deposits() {
                 h(1),
                 h(2),
                 policy(),
-                new_lineage()
+                new_lineage(),
+                PrivacyMode::PerQuery
             ),
             Err::CannotPayDeposit
         );

@@ -5,6 +5,7 @@ mod assignment;
 mod calls;
 mod coalition;
 mod deposits;
+mod private_model;
 mod prop;
 
 use crate::{mock::*, privacy::PRIVACY_SCALE, *};
@@ -44,14 +45,22 @@ fn register_on(p: Policy<u64, u64>, lineage: LineageChoice) -> ModelId {
         h(1),
         h(2),
         p,
-        lineage
+        lineage,
+        PrivacyMode::PerQuery
     ));
     id
 }
 
 /// The owner retrains `id` onto `lineage` with weights `h(w)` and dataset `h(d)`.
 fn retrain(id: ModelId, w: u8, d: u8, lineage: LineageChoice) -> DispatchResult {
-    SecureInference::retrain_model(RuntimeOrigin::signed(OWNER), id, h(w), h(d), lineage)
+    SecureInference::retrain_model(
+        RuntimeOrigin::signed(OWNER),
+        id,
+        h(w),
+        h(d),
+        lineage,
+        PrivacyMode::PerQuery,
+    )
 }
 
 fn lineage(id: ModelId) -> Lineage<Test> {

@@ -81,7 +81,7 @@ proptest! {
                             _ => LineageChoice::Join(0),
                         };
                         SecureInference::retrain_model(
-                            RuntimeOrigin::signed(OWNER), id, h(retrains), h(retrains.wrapping_add(1)), lineage)
+                            RuntimeOrigin::signed(OWNER), id, h(retrains), h(retrains.wrapping_add(1)), lineage, PrivacyMode::PerQuery)
                     },
                     Op::ClearUsage(a) => SecureInference::clear_usage(
                         RuntimeOrigin::signed(accounts[a as usize]), id),
