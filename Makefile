@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
 export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 
-.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain
+.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain bench-dp
 
 ## Install what a fresh Debian machine needs (idempotent).
 setup:
@@ -45,3 +45,8 @@ polkadot-js:
 ## Start a dev chain on ws://127.0.0.1:9944 (Ctrl-C to stop).
 dev-chain:
 	bash scripts/cargo.sh run -p smidl-node -- --dev --tmp --rpc-cors all
+
+## DP utility: accuracy of per-query noise vs a privately trained model, ε ∈ {0.5, 1, 2, 4}, on
+## breast cancer and Pima (RESULT lines; `-- --sweep` style options: see dp/src/bin/bench.rs).
+bench-dp:
+	bash scripts/cargo.sh run --release -p smidl-dp --bin smidl-dp-bench

@@ -139,6 +139,8 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
             lineage: model::LineageArg::New {
                 epsilon: cfg.lineage_budget,
             },
+            privacy: model::PrivacyArg::PerQuery,
+            label_answers: false,
             on_limit: cfg.on_limit,
             delete_eval_keys: true,
         },

@@ -3,6 +3,7 @@
 //!
 //! * [`keys`]: the client's TFHE keys per model (and its evaluation key upload).
 //! * [`model`]: train or import a model, register it on chain, install it on the worker.
+//! * [`plan`]: the accuracy/ε trade-off of both privacy modes, simulated before going live.
 //! * [`retrain`]: the owner's next version: authorised on chain, staged on the worker.
 //! * [`infer`]: encrypt → upload → `request_inference` → wait → fetch → verify → decrypt.
 //! * [`status`]: the ledger's view of a model and an account.
@@ -17,6 +18,7 @@ pub mod devnet;
 pub mod infer;
 pub mod keys;
 pub mod model;
+pub mod plan;
 pub mod retrain;
 pub mod status;
 pub mod ui;

@@ -7,7 +7,8 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use smidl_cli::ctx::{default_home, load_key, Context};
 use smidl_cli::infer::Answer;
-use smidl_cli::model::{LineageArg, PolicyArgs, RegisterOptions, Source};
+use smidl_cli::model::{LineageArg, PolicyArgs, PrivacyArg, RegisterOptions, Source};
+use smidl_cli::plan::PlanOptions;
 use smidl_cli::{demo, infer, keys, model, status, ui};
 use smidl_worker::wire::LimitAction;
 
@@ -59,7 +60,7 @@ enum Command {
     /// Model provider commands.
     Model {
         #[command(subcommand)]
-        command: ModelCommand,
+        command: Box<ModelCommand>,
     },
     /// Encrypt a feature row, ask the chain for an inference, decrypt the answer.
     Infer {
@@ -125,8 +126,109 @@ enum KeysCommand {
     },
 }
 
+/// How a model's answers are kept private (recorded on chain with its weights).
+#[derive(Args, Clone)]
+struct PrivacyOpts {
+    /// per-query: noise on every answer, ε charged per request. private-model: weights
+    /// trained with DP at --train-epsilon, charged once to the lineage; answers carry no noise
+    /// and no charge, bounded by K and the answer limits.
+    #[arg(long, default_value = "per-query", value_parser = ["per-query", "private-model"])]
+    privacy: String,
+    /// ε of the DP training (private-model).
+    #[arg(long, default_value_t = 1.0)]
+    train_epsilon: f64,
+    /// Answers one account may get from these weights, all epochs together (private-model).
+    #[arg(long, default_value_t = 100)]
+    answers_per_account: u32,
+    /// Answers all accounts together may get from these weights (private-model).
+    #[arg(long, default_value_t = 10_000)]
+    answers_per_generation: u32,
+    /// Answer with the class label only, never the score (logistic regression; networks
+    /// always do). Clients then upload an evaluation key.
+    #[arg(long)]
+    label_answers: bool,
+    /// L2 regularisation λ (default 0.1 per-query, 3.0 private-model).
+    #[arg(long)]
+    l2_lambda: Option<f64>,
+    /// Clip norm R of the standardised features (default 4 per-query, 2 private-model).
+    #[arg(long)]
+    clip_norm: Option<f64>,
+}
+
+/// λ and R of the exactly trained (per-query) model, when not given.
+const PER_QUERY_LAMBDA: f64 = 0.1;
+const PER_QUERY_CLIP: f64 = 4.0;
+
+impl PrivacyOpts {
+    fn private(&self) -> bool {
+        self.privacy == "private-model"
+    }
+
+    fn to_arg(&self) -> PrivacyArg {
+        if self.private() {
+            PrivacyArg::PrivateModel {
+                epsilon: self.train_epsilon,
+                answers_per_account: self.answers_per_account,
+                answers_per_generation: self.answers_per_generation,
+            }
+        } else {
+            PrivacyArg::PerQuery
+        }
+    }
+
+    /// λ and R for the chosen mode: the private trainer's defaults are tuned for its noise.
+    fn lambda_clip(&self) -> (f64, f64) {
+        let (l, r) = if self.private() {
+            (
+                smidl_dp::train::DEFAULT_L2_LAMBDA,
+                smidl_dp::train::DEFAULT_CLIP_NORM,
+            )
+        } else {
+            (PER_QUERY_LAMBDA, PER_QUERY_CLIP)
+        };
+        (self.l2_lambda.unwrap_or(l), self.clip_norm.unwrap_or(r))
+    }
+
+    fn lr_source(&self) -> Source {
+        let (l2_lambda, clip_norm) = self.lambda_clip();
+        Source::Logistic {
+            l2_lambda,
+            clip_norm,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ModelCommand {
+    /// Dry run: the expected accuracy of a logistic regression under both privacy modes and
+    /// candidate ε values, simulated on the CSV's held-out (test) rows, and how many answers the
+    /// budgets allow. Nothing goes on chain.
+    Plan {
+        /// Training data (features…, label, split); the embedded breast-cancer set by default.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Candidate ε values (per answer, or of the training).
+        #[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 2.0, 4.0])]
+        epsilons: Vec<f64>,
+        /// Noise draws per candidate.
+        #[arg(long, default_value_t = 50)]
+        draws: usize,
+        #[arg(long, default_value_t = 10.0)]
+        budget: f64,
+        #[arg(long, default_value_t = 100.0)]
+        lineage_budget: f64,
+        #[arg(long)]
+        zcdp_delta_exp: Option<u8>,
+        /// λ and R of the per-query model, then of the private model.
+        #[arg(long, default_value_t = PER_QUERY_LAMBDA)]
+        l2_lambda: f64,
+        #[arg(long, default_value_t = PER_QUERY_CLIP)]
+        clip_norm: f64,
+        #[arg(long, default_value_t = smidl_dp::train::DEFAULT_L2_LAMBDA)]
+        private_l2_lambda: f64,
+        #[arg(long, default_value_t = smidl_dp::train::DEFAULT_CLIP_NORM)]
+        private_clip_norm: f64,
+    },
     /// Train the next version of your model, authorise exactly its commitments on chain and
     /// stage it on the worker (which retrains at the next limit with --on-limit retrain).
     Retrain {
@@ -137,10 +239,8 @@ enum ModelCommand {
         /// Training data; the embedded breast-cancer set by default.
         #[arg(long)]
         csv: Option<PathBuf>,
-        #[arg(long, default_value_t = 0.1)]
-        l2_lambda: f64,
-        #[arg(long, default_value_t = 4.0)]
-        clip_norm: f64,
+        #[command(flatten)]
+        privacy: PrivacyOpts,
         /// The rows are genuinely new: open a lineage with this total ε. Without it (and
         /// without --join-lineage) the retrain continues the model's lineage.
         #[arg(long, conflicts_with = "join_lineage")]
@@ -169,10 +269,11 @@ enum ModelCommand {
         /// Training data (features…, label, split); the embedded breast-cancer set by default.
         #[arg(long)]
         csv: Option<PathBuf>,
-        #[arg(long, default_value_t = 0.1)]
-        l2_lambda: f64,
-        #[arg(long, default_value_t = 4.0)]
-        clip_norm: f64,
+        #[command(flatten)]
+        privacy: PrivacyOpts,
+        /// Skip the accuracy/ε table printed before registering (`smidl model plan`).
+        #[arg(long)]
+        no_plan: bool,
         /// Authorised workers (SS58); the acting account when omitted.
         #[arg(long, value_delimiter = ',')]
         workers: Vec<String>,
@@ -241,13 +342,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             KeysCommand::Account { out } => keys::new_account(&out),
         },
-        Command::Model { command } => match command {
+        Command::Model { command } => match *command {
             ModelCommand::Retrain {
                 conn,
                 model,
                 csv,
-                l2_lambda,
-                clip_norm,
+                privacy,
                 new_lineage_budget,
                 join_lineage,
                 on_limit,
@@ -265,12 +365,11 @@ async fn run(cli: Cli) -> Result<()> {
                     &ctx,
                     RetrainOptions {
                         model_id: model,
-                        source: Source::Logistic {
-                            l2_lambda,
-                            clip_norm,
-                        },
+                        source: privacy.lr_source(),
                         csv,
                         lineage,
+                        privacy: privacy.to_arg(),
+                        label_answers: privacy.label_answers,
                         on_limit,
                         delete_eval_keys,
                         now,
@@ -289,13 +388,41 @@ async fn run(cli: Cli) -> Result<()> {
                 );
                 Ok(())
             }
+            ModelCommand::Plan {
+                csv,
+                epsilons,
+                draws,
+                budget,
+                lineage_budget,
+                zcdp_delta_exp,
+                l2_lambda,
+                clip_norm,
+                private_l2_lambda,
+                private_clip_norm,
+            } => {
+                let (_, dataset) = model::read_csv(csv.as_deref())?;
+                let opts = PlanOptions {
+                    l2_lambda,
+                    clip_norm,
+                    private_l2_lambda,
+                    private_clip_norm,
+                    epsilons,
+                    draws,
+                    zcdp_delta_exponent: zcdp_delta_exp,
+                    lineage_budget,
+                    account_budget: budget,
+                };
+                let rows = smidl_cli::plan::run(&dataset, &opts)?;
+                print!("{}", smidl_cli::plan::render(&rows));
+                Ok(())
+            }
             ModelCommand::Register {
                 conn,
                 kind,
                 onnx,
                 csv,
-                l2_lambda,
-                clip_norm,
+                privacy,
+                no_plan,
                 workers,
                 max_queries,
                 lifetime,
@@ -310,12 +437,54 @@ async fn run(cli: Cli) -> Result<()> {
                 on_limit,
                 delete_eval_keys,
             } => {
+                if !no_plan && kind == "lr" && onnx.is_none() {
+                    // The trade-off in front of the provider before anything goes on chain.
+                    let (_, dataset) = model::read_csv(csv.as_deref())?;
+                    let (l, r) = (PER_QUERY_LAMBDA, PER_QUERY_CLIP);
+                    let (pl, pr) = (
+                        smidl_dp::train::DEFAULT_L2_LAMBDA,
+                        smidl_dp::train::DEFAULT_CLIP_NORM,
+                    );
+                    let (ol, or) = (privacy.l2_lambda, privacy.clip_norm);
+                    let opts = PlanOptions {
+                        l2_lambda: if privacy.private() {
+                            l
+                        } else {
+                            ol.unwrap_or(l)
+                        },
+                        clip_norm: if privacy.private() {
+                            r
+                        } else {
+                            or.unwrap_or(r)
+                        },
+                        private_l2_lambda: if privacy.private() {
+                            ol.unwrap_or(pl)
+                        } else {
+                            pl
+                        },
+                        private_clip_norm: if privacy.private() {
+                            or.unwrap_or(pr)
+                        } else {
+                            pr
+                        },
+                        epsilons: PlanOptions::candidates(&[if privacy.private() {
+                            privacy.train_epsilon
+                        } else {
+                            epsilon
+                        }]),
+                        draws: 30,
+                        zcdp_delta_exponent: zcdp_delta_exp,
+                        lineage_budget,
+                        account_budget: budget,
+                    };
+                    let rows =
+                        tokio::task::spawn_blocking(move || smidl_cli::plan::run(&dataset, &opts))
+                            .await??;
+                    print!("{}", smidl_cli::plan::render(&rows));
+                }
                 let ctx = conn.context().await?;
                 let source = match (kind.as_str(), onnx) {
-                    ("lr", None) => Source::Logistic {
-                        l2_lambda,
-                        clip_norm,
-                    },
+                    ("lr", None) => privacy.lr_source(),
                     ("mlp", None) => Source::Mlp,
                     (_, Some(path)) => Source::Onnx(path),
                     (other, None) => {
@@ -354,6 +523,8 @@ async fn run(cli: Cli) -> Result<()> {
                                 epsilon: lineage_budget,
                             },
                         },
+                        privacy: privacy.to_arg(),
+                        label_answers: privacy.label_answers,
                         on_limit,
                         delete_eval_keys,
                     },

@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use smidl_dp::train::{compile_private_lr, train_private_lr, PrivateLrConfig, TrainingBudget};
 use smidl_fhe::dataset::Dataset;
 use smidl_fhe::model::train::{train_logistic_regression, train_mlp, LrConfig, MlpConfig};
 use smidl_fhe::quant::QuantConfig;
 use smidl_fhe::{FloatModel, ServerModel};
-use smidl_worker::chain::{self, smidl, LineageChoice, Wait};
+use smidl_worker::chain::{self, smidl, LineageChoice, PrivacyMode, Wait};
 use smidl_worker::commit::{self, Opening};
 use smidl_worker::wire::{LimitAction, ModelInstall};
 use subxt::utils::AccountId32;
@@ -24,6 +25,13 @@ use smidl::runtime_types::pallet_secure_inference::types::{Accounting, Policy};
 pub enum Source {
     /// L2-regularised logistic regression trained here on norm-clipped standardised features.
     Logistic { l2_lambda: f64, clip_norm: f64 },
+    /// The same, trained with DP (output perturbation, exact samplers) at `budget`, and
+    /// quantised with a data-independent input range (`smidl_dp::train`).
+    PrivateLogistic {
+        l2_lambda: f64,
+        clip_norm: f64,
+        budget: TrainingBudget,
+    },
     /// The benchmark's 30-30-2 network (bootstrapped; clients upload an evaluation key).
     Mlp,
     /// A model exported to ONNX elsewhere (quantised on the CSV's training rows).
@@ -41,6 +49,58 @@ pub struct PolicyArgs {
     /// zCDP accounting with δ = 10^-exp; pure ε when `None`.
     pub zcdp_delta_exponent: Option<u8>,
     pub fee: u128,
+}
+
+/// How the model's answers are kept private (recorded on chain with the weights).
+#[derive(Clone, Copy, Debug)]
+pub enum PrivacyArg {
+    /// Noise on every answer, ε charged per request.
+    PerQuery,
+    /// Weights trained with DP at `epsilon`, charged once; answers are free of per-query
+    /// charges and bounded by the answer limits.
+    PrivateModel {
+        epsilon: f64,
+        answers_per_account: u32,
+        answers_per_generation: u32,
+    },
+}
+
+impl PrivacyArg {
+    /// The chain's record. The training ε rounds up to the micro-ε: the charge never
+    /// understates what the trainer is calibrated to (it uses exactly this value).
+    pub fn to_chain(self) -> Result<PrivacyMode> {
+        Ok(match self {
+            PrivacyArg::PerQuery => PrivacyMode::PerQuery,
+            PrivacyArg::PrivateModel {
+                epsilon,
+                answers_per_account,
+                answers_per_generation,
+            } => PrivacyMode::PrivateModel {
+                training_epsilon: ui::to_micro_up(epsilon)?,
+                answers_per_account,
+                answers_per_generation,
+            },
+        })
+    }
+
+    /// What the trainer calibrates to under `accounting`: ε itself, or in zCDP mode the ρ the
+    /// chain charges for it (the largest ρ whose (ε, δ) conversion stays within ε).
+    pub fn training_budget(self, accounting: &Accounting) -> Result<Option<TrainingBudget>> {
+        let PrivacyMode::PrivateModel {
+            training_epsilon, ..
+        } = self.to_chain()?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match accounting {
+            Accounting::PureEpsilon => TrainingBudget::PureEpsilon {
+                epsilon_micro: training_epsilon,
+            },
+            Accounting::Zcdp { delta_exponent } => TrainingBudget::Zcdp {
+                rho_micro: smidl_dp::rho_micro_for_epsilon(training_epsilon, *delta_exponent),
+            },
+        }))
+    }
 }
 
 /// Which privacy budget the model's training rows spend.
@@ -70,6 +130,9 @@ pub struct RegisterOptions {
     pub workers: Vec<AccountId32>,
     pub policy: PolicyArgs,
     pub lineage: LineageArg,
+    pub privacy: PrivacyArg,
+    /// Compile a linear model to answer with labels only (slows model extraction).
+    pub label_answers: bool,
     pub on_limit: LimitAction,
     pub delete_eval_keys: bool,
 }
@@ -91,7 +154,9 @@ pub struct Registered {
 
 pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered> {
     let (csv, dataset) = read_csv(opts.csv.as_deref())?;
-    let (float, server) = train_and_compile(ctx, &opts.source, &dataset).await?;
+    let policy = chain_policy(&opts.policy)?;
+    let source = source_for(&opts.source, opts.privacy, &policy.accounting)?;
+    let (float, server) = train_and_compile(ctx, &source, &dataset, opts.label_answers).await?;
     // Salted, so that the public commitments reveal nothing about single rows or weights;
     // the salts go to the owner's opening file for an auditor (`smidl audit`).
     let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
@@ -107,24 +172,14 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         &opening,
     )?;
 
-    let p = &opts.policy;
-    let policy = Policy {
-        max_queries_per_epoch: p.max_queries,
-        epoch_lifetime: p.lifetime_blocks,
-        idle_timeout: p.idle_blocks,
-        epsilon_per_query: ui::to_micro_up(p.epsilon_per_query)?,
-        account_epsilon_budget: ui::to_micro_down(p.account_budget)?,
-        accounting: match p.zcdp_delta_exponent {
-            None => Accounting::PureEpsilon,
-            Some(delta_exponent) => Accounting::Zcdp { delta_exponent },
-        },
-        fee_per_query: p.fee,
-    };
-    // Refuse before anything goes on chain: the worker would refuse the install anyway, and
-    // noise is never clamped to make it fit.
-    let mechanism = smidl_worker::dp::Mechanism::for_accounting(&policy.accounting);
-    smidl_worker::worker::check_noise_fits(&server, mechanism, policy.epsilon_per_query)
-        .map_err(|e| anyhow::anyhow!("refusing to register: {e}"))?;
+    let privacy = opts.privacy.to_chain()?;
+    if matches!(privacy, PrivacyMode::PerQuery) {
+        // Refuse before anything goes on chain: the worker would refuse the install anyway,
+        // and noise is never clamped to make it fit.
+        let mechanism = smidl_worker::dp::mechanism_for(&policy.accounting);
+        smidl_worker::worker::check_noise_fits(&server, mechanism, policy.epsilon_per_query)
+            .map_err(|e| anyhow::anyhow!("refusing to register: {e}"))?;
+    }
     let pb = ui::spinner(ctx.interactive, "registering the model on chain");
     let call = smidl::transactions().secure_inference().register_model(
         BoundedVec(opts.workers.clone()),
@@ -132,6 +187,7 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
         dataset_commitment.into(),
         policy,
         opts.lineage.to_chain()?,
+        privacy,
     );
     // Finalized: every later step (keys, inference) reads the model at the finalized block.
     let included = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
@@ -169,35 +225,113 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     })
 }
 
-/// Trains (or imports) the model and compiles its server half with input proofs.
+/// The model to train for a privacy mode: a private model is the logistic regression trained
+/// with DP, calibrated to exactly what the chain will charge under `accounting`.
+pub fn source_for(source: &Source, privacy: PrivacyArg, accounting: &Accounting) -> Result<Source> {
+    let Some(budget) = privacy.training_budget(accounting)? else {
+        return Ok(source.clone());
+    };
+    match source {
+        Source::Logistic {
+            l2_lambda,
+            clip_norm,
+        }
+        | Source::PrivateLogistic {
+            l2_lambda,
+            clip_norm,
+            ..
+        } => Ok(Source::PrivateLogistic {
+            l2_lambda: *l2_lambda,
+            clip_norm: *clip_norm,
+            budget,
+        }),
+        _ => anyhow::bail!(
+            "private-model mode trains a logistic regression with DP (--kind lr); networks and \
+             imported models have no private trainer here"
+        ),
+    }
+}
+
+/// The on-chain policy from the human-unit arguments.
+pub fn chain_policy(p: &PolicyArgs) -> Result<Policy<u128, u32>> {
+    Ok(Policy {
+        max_queries_per_epoch: p.max_queries,
+        epoch_lifetime: p.lifetime_blocks,
+        idle_timeout: p.idle_blocks,
+        epsilon_per_query: ui::to_micro_up(p.epsilon_per_query)?,
+        account_epsilon_budget: ui::to_micro_down(p.account_budget)?,
+        accounting: accounting_of(p.zcdp_delta_exponent),
+        fee_per_query: p.fee,
+    })
+}
+
+pub fn accounting_of(zcdp_delta_exponent: Option<u8>) -> Accounting {
+    match zcdp_delta_exponent {
+        None => Accounting::PureEpsilon,
+        Some(delta_exponent) => Accounting::Zcdp { delta_exponent },
+    }
+}
+
+/// Trains (or imports) the model and compiles its server half with input proofs (and label
+/// answers if asked).
 pub async fn train_and_compile(
     ctx: &Context,
     source: &Source,
     dataset: &Dataset,
+    label_answers: bool,
 ) -> Result<(FloatModel, ServerModel)> {
     let pb = ui::spinner(ctx.interactive, "training and compiling the model");
     let (src, ds) = (source.clone(), dataset.clone());
     let out = tokio::task::spawn_blocking(move || -> Result<_> {
-        let float = match &src {
-            Source::Logistic {
+        let (float, server) = match &src {
+            Source::PrivateLogistic {
                 l2_lambda,
                 clip_norm,
-            } => train_logistic_regression(
-                &ds,
-                &LrConfig {
-                    l2_lambda: *l2_lambda,
-                    clip_norm: Some(*clip_norm),
-                },
-            )?,
-            Source::Mlp => train_mlp(&ds, &MlpConfig::default())?,
-            Source::Onnx(path) => {
-                let bytes =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                smidl_fhe::model::onnx::import_onnx(&bytes)?
+                budget,
+            } => {
+                let private = train_private_lr(
+                    &ds,
+                    &PrivateLrConfig {
+                        l2_lambda: *l2_lambda,
+                        clip_norm: Some(*clip_norm),
+                        budget: *budget,
+                    },
+                )?;
+                // Quantised on a data-independent grid: nothing but the DP weights (and the
+                // normaliser, see docs/privacy.md) comes from the rows.
+                let server = compile_private_lr(&private, &ds)?;
+                (private.model, server)
+            }
+            other => {
+                let float = match other {
+                    Source::Logistic {
+                        l2_lambda,
+                        clip_norm,
+                    } => train_logistic_regression(
+                        &ds,
+                        &LrConfig {
+                            l2_lambda: *l2_lambda,
+                            clip_norm: Some(*clip_norm),
+                        },
+                    )?,
+                    Source::Onnx(path) => {
+                        let bytes = std::fs::read(path)
+                            .with_context(|| format!("reading {}", path.display()))?;
+                        smidl_fhe::model::onnx::import_onnx(&bytes)?
+                    }
+                    // Source::Mlp (a private LR took the outer arm).
+                    _ => train_mlp(&ds, &MlpConfig::default())?,
+                };
+                let server = ServerModel::compile(&float, &ds, &QuantConfig::default())?
+                    .with_input_proofs()?;
+                (float, server)
             }
         };
-        let server =
-            ServerModel::compile(&float, &ds, &QuantConfig::default())?.with_input_proofs()?;
+        let server = if label_answers {
+            server.with_label_answers()?
+        } else {
+            server
+        };
         Ok((float, server))
     })
     .await??;

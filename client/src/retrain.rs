@@ -30,6 +30,11 @@ pub struct RetrainOptions {
     pub source: Source,
     pub csv: Option<std::path::PathBuf>,
     pub lineage: RetrainLineage,
+    /// Privacy mode of the next version (a private model's training is charged once, when the
+    /// retrain happens).
+    pub privacy: model::PrivacyArg,
+    /// Compile the next version to answer with labels only.
+    pub label_answers: bool,
     pub on_limit: LimitAction,
     pub delete_eval_keys: bool,
     /// Sign `retrain_model` now instead of leaving it to the worker at the next limit.
@@ -53,7 +58,14 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
         bail!("only the model's owner ({}) may retrain it", info.owner);
     }
     let (csv, dataset) = model::read_csv(opts.csv.as_deref())?;
-    let (_, server) = model::train_and_compile(ctx, &opts.source, &dataset).await?;
+    // A private model is calibrated to what the chain charges under the model's accounting.
+    let accounting = match &info.next_policy {
+        Some((p, _)) if !matches!(opts.lineage, RetrainLineage::Continue) => p.accounting.clone(),
+        _ => info.policy.accounting.clone(),
+    };
+    let source = model::source_for(&opts.source, opts.privacy, &accounting)?;
+    let (_, server) = model::train_and_compile(ctx, &source, &dataset, opts.label_answers).await?;
+    let privacy = opts.privacy.to_chain()?;
     let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
     let dataset_salt = commit::fresh_salt().context("drawing the dataset salt")?;
     let canonical = server.canonical_bytes();
@@ -80,6 +92,7 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
         weights_commitment: weights_commitment.into(),
         dataset_commitment: dataset_commitment.into(),
         lineage: lineage.clone(),
+        privacy: privacy.clone(),
     };
     let pb = ui::spinner(ctx.interactive, "authorising the retrain on chain");
     let call = smidl::transactions()
@@ -104,6 +117,7 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
             weights_commitment.into(),
             dataset_commitment.into(),
             lineage,
+            privacy,
         );
         let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
         Some(inc.block_number)

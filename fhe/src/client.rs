@@ -33,6 +33,20 @@ pub struct ModelMetadata {
     pub pbs_layers: u32,
 }
 
+/// What the worker returns for a query (fixed when the model is compiled, recorded in the
+/// public [`ClientSpec`] and so covered by the model's commitment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnswerKind {
+    /// The score plus the worker's DP offset, rerandomised and flooded
+    /// ([`crate::ServerModel::answer`]). Linear models only.
+    Score,
+    /// The class label under randomised response, sanitised by bootstrapping rounds
+    /// ([`crate::ServerModel::answer_label`]). Every network; linear models compiled with
+    /// [`crate::ServerModel::with_label_answers`] (a label is scale-free: d + 1 score answers
+    /// solve a d-feature linear model, labels do not).
+    Label,
+}
+
 /// What a client needs to encrypt inputs and decode outputs. Public: contains no weights.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ClientSpec {
@@ -49,6 +63,9 @@ pub struct ClientSpec {
     /// Linear models: inputs carry a zero-knowledge proof that they encrypt values in the box
     /// (see [`crate::proof`]); `None` for networks, whose outputs are bounded for every input.
     pub input_proof: Option<crate::proof::InputProofSpec>,
+    /// Score or label answers: networks always answer with labels, linear models with scores
+    /// unless compiled with [`crate::ServerModel::with_label_answers`].
+    pub answer: AnswerKind,
 }
 
 impl ClientSpec {
@@ -73,6 +90,10 @@ impl ClientSpec {
             output_delta: q.output_delta,
             output_bits: q.output_bits,
             input_proof: None,
+            answer: match &q.body {
+                crate::quant::QuantBody::Linear { .. } => AnswerKind::Score,
+                crate::quant::QuantBody::Network { .. } => AnswerKind::Label,
+            },
         }
     }
 
@@ -95,20 +116,28 @@ impl ClientSpec {
         self.input.feature_count()
     }
 
+    /// A linear model (levelled evaluation on a packed GLWE input, no bootstrapped layer).
+    pub fn is_linear(&self) -> bool {
+        self.metadata.pbs_layers == 0
+    }
+
+    /// Networks bootstrap every neuron, and every label answer (networks and label linear
+    /// models) bootstraps the sign: they need the client's evaluation key. Score-answering
+    /// linear models need none.
     pub fn needs_evaluation_key(&self) -> bool {
-        self.metadata.bootstraps > 0
+        self.metadata.bootstraps > 0 || self.answers_are_labels()
     }
 
-    /// Every network key-switches: between bootstrapped layers, and in the sanitising rounds
-    /// of its label answer.
+    /// Every label answer key-switches (before the sign bootstrap and in each sanitising round),
+    /// and so do networks between bootstrapped layers.
     pub fn needs_keyswitch_key(&self) -> bool {
-        self.metadata.pbs_layers >= 1
+        self.metadata.pbs_layers >= 1 || self.answers_are_labels()
     }
 
-    /// Networks answer with a sanitised class label, linear models with a sanitised score
-    /// (see `smidl_fhe::sanitise`).
+    /// Networks, and linear models compiled with label answers, answer with a sanitised class
+    /// label; other linear models with a sanitised score (see `smidl_fhe::sanitise`).
     pub fn answers_are_labels(&self) -> bool {
-        self.metadata.bootstraps > 0
+        self.answer == AnswerKind::Label
     }
 
     /// Dequantisation step of each output (score = integer · scale): the worker converts DP
@@ -194,6 +223,23 @@ impl ClientSpec {
         {
             return Err(bad("encoding"));
         }
+        if self.is_linear() != (self.params == crate::params::ParamSetId::Leveled2048) {
+            return Err(bad("parameter set"));
+        }
+        if !self.is_linear() && self.answer != AnswerKind::Label {
+            return Err(bad("networks answer with labels"));
+        }
+        if self.is_linear() && self.metadata.bootstraps != 0 {
+            return Err(bad("bootstrap count"));
+        }
+        if self.is_linear() && self.answers_are_labels() {
+            // The sign of the single score must be readable by a bootstrap.
+            crate::sanitise::linear_label_scale(self)
+                .ok_or_else(|| bad("label answers: the score range leaves no room to scale"))?;
+            if self.output.count() != 1 {
+                return Err(bad("label answers need a binary model (one output)"));
+            }
+        }
         Ok(())
     }
 }
@@ -273,7 +319,7 @@ impl Drop for ClientKeyWire {
     }
 }
 
-/// Seeded bootstrap key (and, for deeper networks, a seeded key-switching key): what the
+/// Seeded bootstrap key (and, for every label answer, a seeded key-switching key): what the
 /// client uploads so the server can bootstrap.
 pub struct EvaluationKey {
     pub(crate) spec_id: [u8; 8],
@@ -357,8 +403,10 @@ impl ClientKey {
         &self.spec
     }
 
-    /// The seeded bootstrap key, or `None` when the model needs no bootstrap (then the server
-    /// gets no key material at all).
+    /// The seeded bootstrap key (and key-switching key where needed), or `None` when the model
+    /// needs none (score-answering linear models: then the server gets no key material at
+    /// all). Label-answering linear models get the bootstrapping and key-switching keys of
+    /// their own parameter set (the set's small key n = 918).
     pub fn evaluation_key(&self) -> Option<EvaluationKey> {
         if !self.spec.needs_evaluation_key() {
             return None;
@@ -577,8 +625,8 @@ impl ClientKey {
         Ok(p)
     }
 
-    /// Decrypt what the worker returned: the score answer of a linear model (as
-    /// [`Self::decrypt`]) or the class label of a network (scores and probabilities empty).
+    /// Decrypt what the worker returned: a score answer (as [`Self::decrypt`]) or a class label
+    /// (networks and label linear models; scores and probabilities empty).
     pub fn decrypt_answer(&self, out: &EncryptedOutput) -> Result<Prediction> {
         if !self.spec.answers_are_labels() {
             return self.decrypt(out);

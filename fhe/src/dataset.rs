@@ -6,6 +6,11 @@ use crate::error::{FheError, Result};
 /// 455/114 train/test split. Embedded so demos and the bench run without data files.
 pub const BREAST_CANCER_CSV: &str = include_str!("../data/breast_cancer_wdbc.csv");
 
+/// Pima Indians Diabetes (NIDDK; Smith et al. 1988; the mlbench export, see `data/README.md`):
+/// 8 clinical features, label `diabetes`, with the fixed 614/154 train/test split. Embedded for
+/// the DP utility benchmark.
+pub const PIMA_DIABETES_CSV: &str = include_str!("../data/pima_diabetes.csv");
+
 /// Largest CSV we parse (the embedded one is 125 KB).
 pub const MAX_CSV_BYTES: usize = 16 << 20;
 /// Largest feature count we accept anywhere (model import, client input).
@@ -25,8 +30,8 @@ impl Dataset {
         self.feature_names.len()
     }
 
-    /// Parse a CSV whose columns are the features, then a 0/1 label column (`malignant` or
-    /// `label`), then a `split` column with `train` or `test`.
+    /// Parse a CSV whose columns are the features, then a 0/1 label column (any name:
+    /// `malignant`, `diabetes`, `label`, ...), then a `split` column with `train` or `test`.
     pub fn from_csv(text: &str) -> Result<Self> {
         if text.len() > MAX_CSV_BYTES {
             return Err(FheError::Csv(format!("{} bytes is too large", text.len())));
@@ -100,6 +105,12 @@ pub fn breast_cancer() -> Dataset {
     Dataset::from_csv(BREAST_CANCER_CSV).expect("embedded data set parses")
 }
 
+/// The embedded Pima diabetes data set.
+pub fn pima_diabetes() -> Dataset {
+    // As for `breast_cancer`: the embedded file is covered by tests.
+    Dataset::from_csv(PIMA_DIABETES_CSV).expect("embedded data set parses")
+}
+
 /// Parse one CSV row of features (what the client CLI encrypts). Extra label/split columns are
 /// not accepted: the row must have exactly `expected` numbers.
 pub fn parse_feature_row(line: &str, expected: usize) -> Result<Vec<f64>> {
@@ -132,6 +143,23 @@ mod tests {
         assert_eq!(ds.train_x.len(), 455);
         assert_eq!(ds.test_x.len(), 114);
         assert!(ds.train_y.contains(&1) && ds.train_y.contains(&0));
+    }
+
+    #[test]
+    fn embedded_pima_split_is_614_154() {
+        let ds = pima_diabetes();
+        assert_eq!(ds.feature_count(), 8);
+        assert_eq!(ds.feature_names[0], "pregnant");
+        assert_eq!(ds.feature_names[7], "age");
+        assert_eq!(ds.train_x.len(), 614);
+        assert_eq!(ds.test_x.len(), 154);
+        // Stratified: 214 + 54 positives of 768.
+        assert_eq!(ds.train_y.iter().filter(|&&y| y == 1).count(), 214);
+        assert_eq!(ds.test_y.iter().filter(|&&y| y == 1).count(), 54);
+        assert_eq!(
+            ds.train_x[0],
+            vec![6.0, 148.0, 72.0, 35.0, 0.0, 33.6, 0.627, 50.0]
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub mod server;
 pub mod store;
 
 pub use client::{
-    ClientKey, ClientSpec, EncryptedInput, EncryptedOutput, EvaluationKey, ModelMetadata,
-    Prediction,
+    AnswerKind, ClientKey, ClientSpec, EncryptedInput, EncryptedOutput, EvaluationKey,
+    ModelMetadata, Prediction,
 };
 pub use error::{FheError, ObjectKind, Result};
 pub use model::{FloatModel, ModelKind};

@@ -7,8 +7,14 @@
 //! model in this module so every bootstrap fails with probability ≤ 2^-40.
 
 use serde::{Deserialize, Serialize};
-use tfhe::core_crypto::commons::noise_formulas::lwe_keyswitch::keyswitch_additive_variance_132_bits_security_gaussian;
-use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::pbs_variance_132_bits_security_gaussian_fft_mul;
+use tfhe::core_crypto::commons::noise_formulas::lwe_keyswitch::{
+    keyswitch_additive_variance_132_bits_security_gaussian,
+    keyswitch_additive_variance_132_bits_security_tuniform,
+};
+use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::{
+    pbs_variance_132_bits_security_gaussian_fft_mul,
+    pbs_variance_132_bits_security_tuniform_fft_mul,
+};
 use tfhe::core_crypto::prelude::*;
 use tfhe::shortint::parameters::ClassicPBSParameters;
 
@@ -22,10 +28,12 @@ pub const DESIGN_LOG2_P_FAIL: f64 = -44.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum ParamSetId {
-    /// Levelled only (no bootstrap, no evaluation key): the features are packed into the
-    /// coefficients of one GLWE ciphertext (k = 1, N = 2048) of
-    /// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`; outputs are LWE ciphertexts under
-    /// the same key seen as a 2048-dimensional LWE key. Used for linear models.
+    /// Linear models: the features are packed into the coefficients of one GLWE ciphertext
+    /// (k = 1, N = 2048) of `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`; outputs are
+    /// LWE ciphertexts under the same key seen as a 2048-dimensional LWE key. A score answer is
+    /// levelled only (no evaluation key). A label answer bootstraps with the same set's own
+    /// small key (n = 918, TUniform(45)), key-switching key (base 2^4, 4 levels) and
+    /// bootstrapping key (base 2^23, 1 level): the set is a full KS-PBS set, vetted for both.
     Leveled2048 = 1,
     /// Bootstrapped: inputs are LWE ciphertexts under the small (n = 931) key of
     /// `V1_4_PARAM_MESSAGE_5_CARRY_0_KS_PBS_GAUSSIAN_2M128`; one PBS (N = 4096) per neuron.
@@ -159,9 +167,15 @@ impl CryptoParams {
         }
     }
 
-    /// Output variance of one PBS (torus units), from tfhe-rs' own noise formula.
+    /// Output variance of one PBS (torus units), from tfhe-rs' own noise formula for the set's
+    /// noise family (Gaussian or TUniform: the formulas assume exactly the 132-bit-secure noise
+    /// the vetted sets use, e.g. TUniform(17) for the N = 2048 GLWE key).
     pub fn pbs_output_variance(&self) -> f64 {
-        pbs_variance_132_bits_security_gaussian_fft_mul(
+        let f = match self.glwe_noise {
+            DynamicDistribution::TUniform(_) => pbs_variance_132_bits_security_tuniform_fft_mul,
+            _ => pbs_variance_132_bits_security_gaussian_fft_mul,
+        };
+        f(
             self.lwe_dimension,
             self.glwe_dimension,
             self.polynomial_size,
@@ -173,9 +187,16 @@ impl CryptoParams {
         .0
     }
 
-    /// Additive variance (torus units) of one key switch from the big to the small key.
+    /// Additive variance (torus units) of one key switch from the big to the small key (the
+    /// formula of the set's noise family, as for [`Self::pbs_output_variance`]).
     pub fn keyswitch_variance(&self) -> f64 {
-        keyswitch_additive_variance_132_bits_security_gaussian(
+        let f = match self.lwe_noise {
+            DynamicDistribution::TUniform(_) => {
+                keyswitch_additive_variance_132_bits_security_tuniform
+            }
+            _ => keyswitch_additive_variance_132_bits_security_gaussian,
+        };
+        f(
             self.big_lwe_dimension(),
             self.lwe_dimension,
             self.ks_base_log,
@@ -184,6 +205,13 @@ impl CryptoParams {
             2f64.powi(64),
         )
         .0
+    }
+
+    /// Variance (torus units) of what a bootstrap's *read* adds to the phase of a big-key
+    /// ciphertext: the key switch to the small key plus the centred modulus switch to 2N.
+    pub fn keyswitch_and_mod_switch_variance(&self) -> f64 {
+        let two_n = 2.0 * self.polynomial_size.0 as f64;
+        self.keyswitch_variance() + self.mod_switch_variance_positions() / (two_n * two_n)
     }
 
     /// Variance of the centred modulus switch to 2N, in units of "positions" (1/2N of the torus).
@@ -287,6 +315,14 @@ mod tests {
         let lr = ParamSetId::Leveled2048.params();
         assert_eq!(lr.input_lwe_dimension(), LweDimension(2048));
         assert!(lr.input_noise_bound().is_some());
+        // Label answers of linear models bootstrap with the same set's own small key.
+        assert_eq!(lr.lwe_dimension, LweDimension(918));
+        assert_eq!(lr.polynomial_size, PolynomialSize(2048));
+        assert_eq!(lr.pbs_level, DecompositionLevelCount(1));
+        assert_eq!(
+            (lr.ks_base_log, lr.ks_level),
+            (DecompositionBaseLog(4), DecompositionLevelCount(4))
+        );
         let mlp = ParamSetId::Pbs4096.params();
         assert_eq!(mlp.lwe_dimension, LweDimension(931));
         assert_eq!(mlp.polynomial_size, PolynomialSize(4096));

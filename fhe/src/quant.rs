@@ -205,6 +205,13 @@ pub fn eval_clear(body: &QuantBody, x_q: &[i64], out: &OutputQuant) -> Vec<i64> 
     }
 }
 
+/// The label a binary model's label answer encrypts, from its clear output integers: 1 iff the
+/// (single) output is > 0. A score of exactly 0 is class 0, as `decode_scores`' argmax decides
+/// (sigmoid: p = ½ for both classes, the first wins; two-class softmax: logits [0, 0]).
+pub fn clear_label(out: &[i64]) -> usize {
+    usize::from(out.first().is_some_and(|&v| v > 0))
+}
+
 // Wrapping, like the ciphertext arithmetic (mod 2^64); never reached with calibrated models.
 fn dot_i(w: &[i64], x: &[i64]) -> i64 {
     w.iter()
@@ -267,6 +274,12 @@ impl Quantised {
             .zip(&self.output.scale)
             .map(|(&v, s)| v as f64 * s)
             .collect()
+    }
+
+    /// The clear label of a binary model (what a label answer encrypts before randomised
+    /// response): see [`clear_label`].
+    pub fn clear_label(&self, x: &[f64]) -> Result<usize> {
+        Ok(clear_label(&self.eval_clear(x)?))
     }
 
     pub fn predict_class(&self, x: &[f64]) -> Result<usize> {

@@ -25,8 +25,9 @@
 //! Scope, stated plainly: [`FloodBound::statistical_distance`] is for honestly generated keys
 //! and ciphertexts (a *curious* client). For linear models the input proofs of [`crate::proof`]
 //! bound what any client can do with its public key and errors, which gives the weaker
-//! [`FloodBound::proven_statistical_distance`]. Network answers assume the client's
-//! bootstrapping key is well formed; `docs/privacy.md` lists what such a client can still do.
+//! [`FloodBound::proven_statistical_distance`]. Label answers (networks, and linear models
+//! compiled with label answers: [`LinearLabel`]) assume the client's bootstrapping and
+//! key-switching keys are well formed; `docs/privacy.md` lists what such a client can still do.
 
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
@@ -163,12 +164,14 @@ impl FloodBound {
 pub const LINEAR_LOG2_FLOOD: u32 = 48;
 
 /// The flood and its hidden-term bound for a spec, or `None` where flooding cannot be afforded
-/// (bootstrapped networks: their weight-dependent phase noise is as large as one output unit).
+/// (bootstrapped networks: their weight-dependent phase noise is as large as one output unit)
+/// or the answer is not a score (label linear models: see [`LinearLabel`] and [`LabelBound`]).
 pub fn flood_bound(
     spec: &ClientSpec,
     max_abs_weight_sum: u64,
     max_weight_l2: f64,
 ) -> Option<FloodBound> {
+    score_log2_flood(spec)?;
     let p = spec.params.params();
     match spec.params {
         ParamSetId::Leveled2048 => {
@@ -192,9 +195,12 @@ pub fn flood_bound(
     }
 }
 
-/// log2 of the flood on a score answer, or `None` where scores are not flooded (networks
-/// answer with labels, which their own rounds flood).
+/// log2 of the flood on a score answer, or `None` where scores are not flooded (label answers:
+/// networks and label linear models, whose own rounds flood the label).
 fn score_log2_flood(spec: &ClientSpec) -> Option<u32> {
+    if spec.answers_are_labels() {
+        return None;
+    }
     match spec.params {
         ParamSetId::Leveled2048 => Some(LINEAR_LOG2_FLOOD),
         ParamSetId::Pbs4096 => None,
@@ -270,7 +276,8 @@ pub(crate) fn sanitise(out: &mut EncryptedOutput, pk: &PublicKey, spec: &ClientS
     Ok(())
 }
 
-/// Label answers of networks: the class bit sits at ±[`LABEL_BIT`] (±1/8 of the torus).
+/// Label answers (networks and label linear models): the class bit sits at ±[`LABEL_BIT`]
+/// (±1/8 of the torus).
 pub const LABEL_BIT: u64 = 1 << 61;
 /// Flood of each sanitising round of a label answer: uniform on [−2^60, 2^60), half the
 /// distance from the bit to the decision boundary.
@@ -307,4 +314,93 @@ impl LabelBound {
     pub fn statistical_distance(&self) -> f64 {
         self.per_round.powi(self.rounds as i32) + f64::from(self.rounds) * 2f64.powi(-40)
     }
+}
+
+/// Label answers of linear models: the shifted score ciphertext is multiplied by the largest
+/// integer c with c·(max_abs + 1)·Δ ≤ 2^63 − 2^LINEAR_LABEL_LOG2_HEADROOM, so every accepted
+/// input's scaled phase stays at least 2^60 away from the half torus, where the sign bootstrap
+/// would read the wrong sign (the read noise is ~2^57, see [`LinearLabel`]).
+pub const LINEAR_LABEL_LOG2_HEADROOM: u32 = 60;
+
+/// The public scale c of a linear model's label answer (a function of the spec: its output
+/// range and Δ), or `None` when even c = 1 does not fit (a score range of half the torus).
+pub fn linear_label_scale(spec: &ClientSpec) -> Option<u64> {
+    let cap = (1u128 << 63) - (1u128 << LINEAR_LABEL_LOG2_HEADROOM);
+    let unit = (spec.output.max_abs.max(0) as u128 + 1).checked_mul(spec.output_delta as u128)?;
+    let c = cap / unit.max(1);
+    (c >= 1).then(|| u64::try_from(c).ok()).flatten()
+}
+
+/// How a linear model's score becomes a label, and how close to 0 a score may be before the
+/// bootstrap's read noise can flip it. All phases in 2^64 units.
+///
+/// The score ciphertext (big key, Δ per unit) carries `Δ·s + e` with `|e| ≤ ‖w‖₂·2^17·√(N + k)`
+/// for every input whose proof verified (the honest bound `Σ|w_j|·2^17` is smaller); the design
+/// of Δ makes `|e| < Δ/2` here. The server subtracts Δ/2 (a score of exactly 0 is class 0, as
+/// in the clear model) and multiplies by c: phase `c·(Δ·(s − ½) + e)`, whose sign is the label
+/// for every integer s because `|e| < Δ/2`. The key switch to the small key (n = 918) and the
+/// bootstrap's centred modulus switch to 2N = 4096 then add a read error of standard deviation
+/// `read_std` (tfhe-rs' TUniform key-switch formula plus n/48 + 1/12 positions², the same model
+/// `tests/bootstrap_noise.rs` validates for networks); the sign is read right except with
+/// probability ≤ 2^-40 whenever `c·(Δ·|s − ½| − |e|) ≥ z·read_std`, i.e. for `|s| > margin_units`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearLabel {
+    /// The public integer c.
+    pub scale: u64,
+    /// Largest |phase| of the scaled ciphertext over all accepted inputs: `c·((max_abs + ½)·Δ
+    /// + e_max)`.
+    pub max_phase: f64,
+    /// `c·e_max` for any proven input.
+    pub scaled_input_noise: f64,
+    /// Standard deviation of the key switch plus the modulus switch.
+    pub read_std: f64,
+    /// `z·read_std` with P(|Z| > z) = 2^-40.
+    pub read_bound: f64,
+    /// Scores with `|s| > margin_units` (output units) answer their clear label except with
+    /// probability ≤ 2^-40 (before randomised response).
+    pub margin_units: i64,
+}
+
+impl LinearLabel {
+    /// The margin in score units (logits for a sigmoid model).
+    pub fn margin_score(&self, spec: &ClientSpec) -> f64 {
+        self.margin_units as f64 * spec.output.scale.first().copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// [`LinearLabel`] for a label linear model with weight vector norm `weight_l2` (`None` for
+/// other models, or when the scaled phase would come within the read noise of the half torus).
+pub fn linear_label(spec: &ClientSpec, weight_l2: f64) -> Option<LinearLabel> {
+    if !(spec.is_linear() && spec.answers_are_labels()) {
+        return None;
+    }
+    let c = linear_label_scale(spec)?;
+    let p = spec.params.params();
+    let q = 2f64.powi(64);
+    let e = p.input_noise_bound()? as f64;
+    let n = p.big_lwe_dimension().0 as f64;
+    let e_max = weight_l2 * e * (n + spec.feature_count() as f64).sqrt();
+    let delta = spec.output_delta as f64;
+    if e_max >= delta / 2.0 {
+        return None;
+    }
+    let read_std = p.keyswitch_and_mod_switch_variance().sqrt() * q;
+    let read_bound = crate::quant::z_for(crate::params::STATED_LOG2_P_FAIL) * read_std;
+    let cf = c as f64;
+    let max_phase = cf * ((spec.output.max_abs as f64 + 0.5) * delta + e_max);
+    if max_phase + read_bound >= q / 2.0 {
+        return None;
+    }
+    // c·Δ·(M + ½) − c·e_max ≥ read_bound for every |s| > M (then |s − ½| ≥ M + ½).
+    let margin = ((read_bound + cf * e_max) / (cf * delta) - 0.5)
+        .ceil()
+        .max(0.0);
+    Some(LinearLabel {
+        scale: c,
+        max_phase,
+        scaled_input_noise: cf * e_max,
+        read_std,
+        read_bound,
+        margin_units: margin as i64,
+    })
 }

@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{FheError, ObjectKind, Result};
 
 pub const MAGIC: [u8; 4] = *b"SMFH";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 16;
 
 /// Size limits (payload bytes) per object kind.

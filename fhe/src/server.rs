@@ -5,6 +5,10 @@
 //! no key). Each hidden neuron costs one programmable bootstrap per output head: centred
 //! modulus switch of its accumulator, blind rotation of a lookup table that already contains
 //! `activation × output weight`, and sample extraction. Bootstraps run in parallel on rayon.
+//!
+//! Label answers ([`ServerModel::answer_label`]: every network, and linear models compiled with
+//! [`ServerModel::with_label_answers`]) add a key switch and a sign bootstrap, then the
+//! sanitising rounds of [`crate::sanitise`].
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
@@ -55,6 +59,7 @@ impl std::fmt::Debug for ServerModel {
             .field("features", &self.spec.feature_count())
             .field("outputs", &self.spec.output.count())
             .field("bootstraps", &self.spec.metadata.bootstraps)
+            .field("answer", &self.spec.answer)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +110,34 @@ impl ServerModel {
             message_bits: bits,
         });
         Self::new(spec, self.body, Some(crs))
+    }
+
+    /// Linear models: answer with the class label instead of the score (the provider's choice,
+    /// recorded in the spec, so it changes the spec id and the commitment). A label is
+    /// scale-free: d + 1 score answers solve a d-feature linear model, labels only bound it.
+    /// The worker then needs the client's evaluation key (bootstrapping and key-switching keys
+    /// of the same parameter set) and answers with [`Self::answer_label`]; inputs still carry
+    /// their proofs ([`Self::with_input_proofs`], in either order). Networks already answer
+    /// with labels and are returned unchanged.
+    pub fn with_label_answers(self) -> Result<Self> {
+        if !matches!(self.body, QuantBody::Linear { .. }) || self.spec.answers_are_labels() {
+            return Ok(self);
+        }
+        if self.spec.output.count() != 1 {
+            return Err(FheError::LabelAnswer(format!(
+                "label answers need a binary model ({} outputs)",
+                self.spec.output.count()
+            )));
+        }
+        let mut spec = self.spec;
+        spec.answer = crate::client::AnswerKind::Label;
+        let m = Self::new(spec, self.body, self.crs)?;
+        if m.linear_label().is_none() {
+            return Err(FheError::LabelAnswer(
+                "the score's range or noise leaves no room for a sign bootstrap".into(),
+            ));
+        }
+        Ok(m)
     }
 
     fn new(spec: ClientSpec, body: QuantBody, crs: Option<crate::proof::InputCrs>) -> Result<Self> {
@@ -201,6 +234,9 @@ impl ServerModel {
         let QuantBody::Linear { weights, .. } = &self.body else {
             return None;
         };
+        if self.spec.answers_are_labels() {
+            return None;
+        }
         let weight_sum = weights
             .iter()
             .map(|w| w.iter().map(|v| v.unsigned_abs()).sum::<u64>())
@@ -211,6 +247,19 @@ impl ServerModel {
             .map(|w| w.iter().map(|&v| (v * v) as f64).sum::<f64>().sqrt())
             .fold(0.0, f64::max);
         crate::sanitise::flood_bound(&self.spec, weight_sum, weight_l2)
+    }
+
+    /// Label linear models: the scale c of the sign read and the margin around a score of 0
+    /// within which the bootstrap's read noise may flip the label (`None` for other models).
+    pub fn linear_label(&self) -> Option<crate::sanitise::LinearLabel> {
+        let QuantBody::Linear { weights, .. } = &self.body else {
+            return None;
+        };
+        let weight_l2 = weights
+            .iter()
+            .map(|w| w.iter().map(|&v| (v * v) as f64).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
+        crate::sanitise::linear_label(&self.spec, weight_l2)
     }
 
     /// What the worker returns to a client: the evaluation, plus the DP offsets (output grid
@@ -226,7 +275,9 @@ impl ServerModel {
         let input = input.0;
         if self.spec.answers_are_labels() {
             return Err(FheError::LabelAnswer(
-                "a network answers with a label: use answer_label".into(),
+                "this model answers with labels (a network, or a linear model compiled with \
+                 label answers): use answer_label"
+                    .into(),
             ));
         }
         let mut out = self.evaluate(input, key)?;
@@ -235,12 +286,17 @@ impl ServerModel {
         Ok(out)
     }
 
-    /// What the worker returns for a (binary) network: the class bit, not the scores. The
-    /// score ciphertext's noise comes from bootstraps under the client's own key and is as
-    /// large as one output unit, so it cannot be flooded; the label can:
+    /// What the worker returns for a binary model that answers with labels (every network, and
+    /// linear models compiled with [`Self::with_label_answers`]): the class bit, not the
+    /// scores. A network's score ciphertext carries bootstrap noise under the client's own key
+    /// as large as one output unit, so it cannot be flooded; the label can. A label linear
+    /// model's provider does not release scores at all.
     ///
-    /// 1. evaluate, shift by half a unit (a logit of exactly 0 is class 0, as in the clear
-    ///    model), key-switch and bootstrap a constant table: the sign, as ±1/8 of the torus;
+    /// 1. evaluate, shift by half a unit (a score of exactly 0 is class 0, as in the clear
+    ///    model), multiply by the public scale c (1 for networks; for linear models the largest
+    ///    c that keeps every accepted input's phase inside the half torus, see
+    ///    [`crate::sanitise::LinearLabel`]), key-switch and bootstrap a constant table: the
+    ///    sign, as ±1/8 of the torus;
     /// 2. if `flip` (the worker's randomised response), negate it;
     /// 3. [`crate::sanitise::LABEL_ROUNDS`] times: rerandomise with the client's public key,
     ///    flood the body with a uniform on ±2^60, key-switch, bootstrap the same table.
@@ -254,26 +310,19 @@ impl ServerModel {
         flip: bool,
     ) -> Result<EncryptedOutput> {
         let input = input.0;
-        if !self.spec.answers_are_labels() || self.spec.output.count() != 1 {
-            return Err(FheError::LabelAnswer(format!(
-                "label answers need a binary network ({} outputs)",
-                self.spec.output.count()
-            )));
-        }
+        let small = self.sign_read(input, key)?;
         let ksk = key.ksk.as_ref().ok_or(FheError::MissingEvaluationKey)?;
-        let mut ct = self.evaluate(input, Some(key))?.data;
         let p = self.spec.params.params();
-        let body = ct.len() - 1;
-        ct[body] = ct[body].wrapping_sub(self.spec.output_delta / 2);
         let lut = sign_lut(&self.spec);
-        let mut bit = self.key_switch_and_bootstrap(&ct, ksk, &lut, key);
+        let mut bit = self.bootstrap_one(small, &lut, key);
         if flip {
             bit.iter_mut().for_each(|c| *c = c.wrapping_neg());
         }
         let mut sanitiser = crate::sanitise::Sanitiser::new(&input.public_key, &self.spec)?;
         for _ in 0..crate::sanitise::LABEL_ROUNDS {
             sanitiser.apply(&mut bit, Some(crate::sanitise::LABEL_LOG2_FLOOD));
-            bit = self.key_switch_and_bootstrap(&bit, ksk, &lut, key);
+            let small = key_switch(&self.spec, &bit, ksk);
+            bit = self.bootstrap_one(small, &lut, key);
         }
         Ok(EncryptedOutput {
             spec_id: self.spec.id(),
@@ -282,21 +331,53 @@ impl ServerModel {
         })
     }
 
-    /// Key switch one big-key ciphertext to the small key and bootstrap it with `lut`.
-    fn key_switch_and_bootstrap(
-        &self,
-        big: &[u64],
-        ksk: &LweKeyswitchKeyOwned<u64>,
-        lut: &[u64],
-        key: &ServerKey,
-    ) -> Vec<u64> {
-        let p = self.spec.params.params();
-        let modulus = p.ciphertext_modulus();
-        let ct = LweCiphertext::from_container(big, modulus);
-        let mut small = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), modulus);
-        // One ciphertext at a time on the answer's critical path: split it over the cores.
-        par_keyswitch_lwe_ciphertext(ksk, &ct, &mut small);
-        let accs = vec![small.into_container()];
+    /// Step 1 of [`Self::answer_label`] up to the bootstrap: the evaluated score, shifted by
+    /// half a unit, scaled by c and key-switched to the small key.
+    fn sign_read(&self, input: &EncryptedInput, key: &ServerKey) -> Result<Vec<u64>> {
+        if !self.spec.answers_are_labels() {
+            return Err(FheError::LabelAnswer(
+                "this model answers with scores: use answer".into(),
+            ));
+        }
+        if self.spec.output.count() != 1 {
+            return Err(FheError::LabelAnswer(format!(
+                "label answers need a binary model ({} outputs)",
+                self.spec.output.count()
+            )));
+        }
+        if key.spec_id != self.spec.id() {
+            return Err(FheError::WrongParameters {
+                kind: ObjectKind::EvaluationKey,
+                reason: "prepared for another model".into(),
+            });
+        }
+        let ksk = key.ksk.as_ref().ok_or(FheError::MissingEvaluationKey)?;
+        let scale = if self.spec.is_linear() {
+            crate::sanitise::linear_label_scale(&self.spec).ok_or_else(|| {
+                FheError::LabelAnswer("no scale fits this model's score range".into())
+            })?
+        } else {
+            1
+        };
+        let mut ct = self.evaluate(input, Some(key))?.data;
+        let body = ct.len() - 1;
+        ct[body] = ct[body].wrapping_sub(self.spec.output_delta / 2);
+        if scale != 1 {
+            ct.iter_mut().for_each(|c| *c = c.wrapping_mul(scale));
+        }
+        Ok(key_switch(&self.spec, &ct, ksk))
+    }
+
+    /// The small-key ciphertext the sign bootstrap of a label answer reads (test hook for the
+    /// read-noise measurement: a ciphertext, nothing secret).
+    #[doc(hidden)]
+    pub fn debug_sign_read(&self, input: &EncryptedInput, key: &ServerKey) -> Result<Vec<u64>> {
+        self.sign_read(input, key)
+    }
+
+    /// Bootstrap one small-key ciphertext with `lut`.
+    fn bootstrap_one(&self, small: Vec<u64>, lut: &[u64], key: &ServerKey) -> Vec<u64> {
+        let accs = vec![small];
         let luts = vec![vec![lut.to_vec()]];
         self.bootstrap(&accs, &[(0, 0)], &luts, key)
             .pop()
@@ -317,6 +398,19 @@ impl ServerModel {
     pub fn eval_clear(&self, x: &[f64]) -> Result<Vec<i64>> {
         let q = self.spec.input.quantise(x)?;
         Ok(self.eval_clear_quantised(&q))
+    }
+
+    /// The clear label a label answer encrypts (before randomised response) for a binary
+    /// model: 1 iff the single output integer is > 0 (a score of exactly 0 is class 0, as the
+    /// clear model's argmax decides).
+    pub fn clear_label_quantised(&self, x_q: &[i64]) -> usize {
+        quant::clear_label(&self.eval_clear_quantised(x_q))
+    }
+
+    /// [`Self::clear_label_quantised`] on a raw feature vector.
+    pub fn clear_label(&self, x: &[f64]) -> Result<usize> {
+        let q = self.spec.input.quantise(x)?;
+        Ok(self.clear_label_quantised(&q))
     }
 
     /// The integer accumulators entering the bootstraps, in the clear (test hook).
@@ -424,14 +518,14 @@ impl ServerModel {
         input: &EncryptedInput,
         key: Option<&ServerKey>,
     ) -> Result<EncryptedOutput> {
-        if self.spec.needs_evaluation_key() {
-            let key = key.ok_or(FheError::MissingEvaluationKey)?;
-            if key.spec_id != self.spec.id() {
-                return Err(FheError::WrongParameters {
-                    kind: ObjectKind::EvaluationKey,
-                    reason: "prepared for another model".into(),
-                });
-            }
+        if self.spec.metadata.bootstraps > 0 && key.is_none() {
+            return Err(FheError::MissingEvaluationKey);
+        }
+        if key.is_some_and(|k| k.spec_id != self.spec.id()) {
+            return Err(FheError::WrongParameters {
+                kind: ObjectKind::EvaluationKey,
+                reason: "prepared for another model".into(),
+            });
         }
         Ok(self.evaluate_inner(input, key)?.0)
     }
@@ -716,6 +810,17 @@ impl ServerModel {
         }
         Ok(())
     }
+}
+
+/// Key switch one big-key ciphertext to the small key.
+fn key_switch(spec: &ClientSpec, big: &[u64], ksk: &LweKeyswitchKeyOwned<u64>) -> Vec<u64> {
+    let p = spec.params.params();
+    let modulus = p.ciphertext_modulus();
+    let ct = LweCiphertext::from_container(big, modulus);
+    let mut small = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), modulus);
+    // One ciphertext at a time on the answer's critical path: split it over the cores.
+    par_keyswitch_lwe_ciphertext(ksk, &ct, &mut small);
+    small.into_container()
 }
 
 /// A constant table of +1/8: the negacyclic bootstrap returns +1/8 for a phase in [0, ½) and

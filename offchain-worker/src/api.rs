@@ -318,7 +318,7 @@ async fn install(
         ));
     }
     let spec = server.client_spec();
-    if !spec.answers_are_labels() && spec.input_proof.is_none() {
+    if spec.is_linear() && spec.input_proof.is_none() {
         // It could answer nothing: every input would be refused for want of a proof.
         return Err(Failure::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -326,9 +326,12 @@ async fn install(
             "a linear model must be compiled with input proofs (ServerModel::with_input_proofs)",
         ));
     }
-    let mechanism = crate::dp::Mechanism::for_accounting(&info.policy.accounting);
-    if let Err(e) =
-        crate::worker::check_noise_fits(&server, mechanism, info.policy.epsilon_per_query)
+    let mechanism = crate::dp::mechanism_for(&info.policy.accounting);
+    let per_query = matches!(info.privacy, crate::chain::PrivacyMode::PerQuery);
+    // A private model's answers carry no noise, so there is nothing to fit.
+    if let Err(e) = per_query
+        .then(|| crate::worker::check_noise_fits(&server, mechanism, info.policy.epsilon_per_query))
+        .transpose()
     {
         // Noise is never clamped: a policy whose noise does not fit is refused here, with the
         // smallest ε that would fit.

@@ -24,7 +24,7 @@ use subxt_signer::SecretUri;
 pub mod smidl {}
 
 pub use smidl::runtime_types::pallet_secure_inference::types::{
-    Accounting, ExpiryReason, LineageChoice, ModelState, RejectReason, RequestStatus,
+    Accounting, ExpiryReason, LineageChoice, ModelState, PrivacyMode, RejectReason, RequestStatus,
 };
 
 /// Our runtime's address (`MultiAddress<AccountId, ()>`), signature and hashing match

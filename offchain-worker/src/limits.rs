@@ -196,6 +196,7 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
                 a.weights_commitment,
                 a.dataset_commitment,
                 a.lineage,
+                a.privacy,
             );
             let _g = worker.submit_lock.lock().await;
             chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await

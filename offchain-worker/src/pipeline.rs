@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use smidl_fhe::EncryptedInput;
 use tokio::sync::Semaphore;
 
-use crate::chain::{self, read, smidl, ChainError, RejectReason, RequestStatus, Wait};
+use crate::chain::{self, read, smidl, ChainError, PrivacyMode, RejectReason, RequestStatus, Wait};
 use crate::dp::Mechanism;
 use crate::store::{Job, JobState, StoredResult};
 use crate::worker::{Worker, WorkerError};
@@ -101,11 +101,10 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
     let verdict = match worker.store.result(job.request_id)? {
         Some(stored) => Verdict::Result(stored),
         None => {
-            let mechanism = Mechanism::for_accounting(&model_info.policy.accounting);
-            let epsilon = model_info.policy.epsilon_per_query;
+            let noise = AnswerNoise::for_model(&model_info);
             let (w, j) = (worker.clone(), job.clone());
             let started = Instant::now();
-            let verdict = tokio::task::spawn_blocking(move || evaluate(&w, &j, mechanism, epsilon))
+            let verdict = tokio::task::spawn_blocking(move || evaluate(&w, &j, noise))
                 .await
                 .map_err(|e| WorkerError::Join(e.to_string()))??;
             worker
@@ -123,13 +122,33 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
     answer(worker, job, verdict).await
 }
 
+/// What privacy the chain's record of the model asks of each answer.
+#[derive(Clone, Copy, Debug)]
+pub enum AnswerNoise {
+    /// Per-query mode: noise calibrated to the charged ε (randomised response for labels).
+    PerQuery {
+        mechanism: Mechanism,
+        epsilon_micro: u64,
+    },
+    /// Private-model mode: the weights are DP already and the request charged nothing; the
+    /// answer is post-processing and gets no noise (it is still sanitised).
+    PrivateModel,
+}
+
+impl AnswerNoise {
+    pub fn for_model(info: &chain::read::ModelInfo) -> Self {
+        match info.privacy {
+            PrivacyMode::PerQuery => Self::PerQuery {
+                mechanism: crate::dp::mechanism_for(&info.policy.accounting),
+                epsilon_micro: info.policy.epsilon_per_query,
+            },
+            PrivacyMode::PrivateModel { .. } => Self::PrivateModel,
+        }
+    }
+}
+
 /// Loads, checks, evaluates and noises one request (blocking: FHE runs here).
-pub fn evaluate(
-    worker: &Worker,
-    job: &Job,
-    mechanism: Mechanism,
-    epsilon_micro: u64,
-) -> Result<Verdict, WorkerError> {
+pub fn evaluate(worker: &Worker, job: &Job, noise: AnswerNoise) -> Result<Verdict, WorkerError> {
     use RejectReason as R;
     let model = worker.model(job.model_id)?;
     let spec = model.server.client_spec();
@@ -192,40 +211,58 @@ pub fn evaluate(
         None
     };
     if spec.answers_are_labels() {
-        // Networks: randomised response on the label, then the label's sanitising rounds.
+        // Labels: randomised response (per-query mode), then the label's sanitising rounds.
         let Some(key) = key.as_deref() else {
             return Ok(Verdict::Reject(
                 R::EvalKeyMissing,
                 "no evaluation key".into(),
             ));
         };
-        let flip = match crate::dp::sample_label_flip(epsilon_micro) {
-            Ok(f) => f,
-            Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+        let flip = match noise {
+            AnswerNoise::PerQuery { epsilon_micro, .. } => {
+                match crate::dp::sample_label_flip(epsilon_micro) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}")))
+                    }
+                }
+            }
+            AnswerNoise::PrivateModel => false,
         };
         return Ok(match model.server.answer_label(&input, key, flip) {
             Ok(o) => result(job, o.to_bytes(spec)),
             Err(e) => Verdict::Reject(R::EvaluationFailed, e.to_string()),
         });
     }
-    // Install refuses policies whose noise does not fit; a refusal here means the policy
-    // changed under us.
-    let plans = match model.fitting_noise_plans(mechanism, epsilon_micro) {
-        Ok(p) => p,
-        Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
-    };
-    let mut noise = Vec::with_capacity(plans.len());
-    for plan in &plans {
-        match plan.sample(1) {
-            Ok(n) => noise.extend(n),
-            Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}"))),
+    let offsets = match noise {
+        AnswerNoise::PerQuery {
+            mechanism,
+            epsilon_micro,
+        } => {
+            // Install refuses policies whose noise does not fit; a refusal here means the
+            // policy changed under us.
+            let plans = match model.fitting_noise_plans(mechanism, epsilon_micro) {
+                Ok(p) => p,
+                Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
+            };
+            let mut offsets = Vec::with_capacity(plans.len());
+            for plan in &plans {
+                match plan.sample(1) {
+                    Ok(n) => offsets.extend(n),
+                    Err(e) => {
+                        return Ok(Verdict::Reject(R::EvaluationFailed, format!("noise: {e}")))
+                    }
+                }
+            }
+            offsets
         }
-    }
+        AnswerNoise::PrivateModel => vec![0; spec.output.count()],
+    };
     // Evaluate, add the noise, then sanitise with the client's public key: the returned
     // ciphertext reveals nothing about the weights beyond the noised output. A draw beyond the
     // headroom (probability ≤ 2^-40 after the check above) is refused by `add_offset`, never
     // clamped.
-    let output = match model.server.answer(&input, key.as_deref(), &noise) {
+    let output = match model.server.answer(&input, key.as_deref(), &offsets) {
         Ok(o) => o,
         Err(e) => return Ok(Verdict::Reject(R::EvaluationFailed, e.to_string())),
     };

@@ -64,6 +64,8 @@ async fn register_with(
             workers,
             policy: p,
             lineage,
+            privacy: model::PrivacyArg::PerQuery,
+            label_answers: false,
             on_limit: LimitAction::Reset,
             delete_eval_keys: true,
         },
@@ -572,6 +574,70 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
     Ok(())
 }
 
+/// A privately trained LR answering with labels only: its training is charged to the lineage
+/// once at registration, answers charge nothing, the label is the deployed model's, and the
+/// per-account answer limit stops the account.
+async fn private_model_labels(bob: &Context, alice: &Context) -> Result<()> {
+    let reg = model::register(
+        alice,
+        RegisterOptions {
+            source: Source::Logistic {
+                l2_lambda: smidl_dp::train::DEFAULT_L2_LAMBDA,
+                clip_norm: smidl_dp::train::DEFAULT_CLIP_NORM,
+            },
+            csv: None,
+            workers: vec![chain::account_of(&dev::alice())],
+            policy: policy(50, 1.0, 10.0),
+            lineage: LineageArg::New { epsilon: 4.0 },
+            privacy: model::PrivacyArg::PrivateModel {
+                epsilon: 1.0,
+                answers_per_account: 2,
+                answers_per_generation: 10,
+            },
+            label_answers: true,
+            on_limit: LimitAction::Reset,
+            delete_eval_keys: true,
+        },
+    )
+    .await?;
+    ensure!(
+        reg.server.client_spec().answers_are_labels(),
+        "not compiled for labels"
+    );
+    let margin = reg
+        .server
+        .linear_label()
+        .context("a label LR has a margin")?
+        .margin_units;
+    let session = keys::session(bob, reg.model_id).await?;
+    for row in 0..2 {
+        let x = &reg.dataset.test_x[row];
+        let Answer::Result(o) = infer::infer(bob, &session, x).await? else {
+            bail!("row {row} was rejected");
+        };
+        let clear = reg.server.clear_label(x)?;
+        let score = reg.server.eval_clear(x)?[0];
+        ensure!(
+            o.prediction.class == clear || score.abs() <= margin,
+            "row {row}: label {} against the clear {clear} (score {score}, margin {margin})",
+            o.prediction.class
+        );
+    }
+    let at = alice.at_finalized().await?;
+    let l = read::lineage_status(&at, reg.lineage_id)
+        .await?
+        .context("no lineage")?;
+    ensure!(l.spent == 1_000_000, "training charged once: {l:?}");
+    let (_, spent) = spent(bob, reg.model_id).await?;
+    ensure!(spent == 0, "answers charged {spent}");
+    match infer::infer(bob, &session, &reg.dataset.test_x[2]).await {
+        Err(e) if refusal(&e).as_deref() == Some("AccountAnswerLimitReached") => {}
+        other => bail!("answer beyond the limit: {:?}", other.map(|_| ())),
+    }
+    eprintln!("  private model: ε 1 charged once, 2 label answers free, the third refused");
+    Ok(())
+}
+
 /// The owner authorises and stages the next version; at K the worker deletes the epoch's data
 /// and retrains onto exactly those commitments (same lineage), then serves the new weights.
 async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
@@ -587,6 +653,8 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
             workers: vec![chain::account_of(&dev::alice())],
             policy: policy(1, 1.0, 100.0),
             lineage: LineageArg::New { epsilon: 1_000.0 },
+            privacy: model::PrivacyArg::PerQuery,
+            label_answers: false,
             on_limit: LimitAction::Retrain,
             delete_eval_keys: true,
         },
@@ -602,6 +670,8 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
             },
             csv: None,
             lineage: RetrainLineage::Continue,
+            privacy: model::PrivacyArg::PerQuery,
+            label_answers: false,
             on_limit: LimitAction::Reset,
             delete_eval_keys: true,
             now: false,
@@ -681,6 +751,9 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     authorised_retrain(&bob, &alice)
         .await
         .context("authorised retrain")?;
+    private_model_labels(&bob, &alice)
+        .await
+        .context("private model with label answers")?;
     two_workers(net, &bob, &alice)
         .await
         .context("two workers")?;

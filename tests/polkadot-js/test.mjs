@@ -76,9 +76,15 @@ async function main() {
   const regEvents = await submit(
     api,
     // New training rows: a lineage of their own with a total of 4 ε for all accounts.
-    api.tx.secureInference.registerModel([alice.address], weights, dataset, policy, {
-      New: { epsilonBudget: 4000000 },
-    }),
+    // Per-query privacy: every answer is noised and charged.
+    api.tx.secureInference.registerModel(
+      [alice.address],
+      weights,
+      dataset,
+      policy,
+      { New: { epsilonBudget: 4000000 } },
+      'PerQuery',
+    ),
     alice,
   );
   const registered = findEvent(regEvents, 'ModelRegistered');
@@ -123,6 +129,40 @@ async function main() {
   const request = (await api.query.secureInference.requests(requestId)).unwrap();
   check(request.status.isCompleted, 'request status is Completed');
   check(request.status.asCompleted.outputCommitment.toHex() === output, 'output commitment stored');
+
+  // A privately trained model on the same rows: its training (1 ε) is charged to the lineage
+  // once, at registration; its answers charge nothing and count against the answer limits.
+  const privEvents = await submit(
+    api,
+    api.tx.secureInference.registerModel(
+      [alice.address],
+      blake2AsHex('weights of a privately trained model'),
+      dataset,
+      policy,
+      { Join: lineageId },
+      { PrivateModel: { trainingEpsilon: 1000000, answersPerAccount: 1, answersPerGeneration: 10 } },
+    ),
+    alice,
+  );
+  const charged = findEvent(privEvents, 'TrainingCharged');
+  check(charged !== undefined && charged.data.cost.toNumber() === 1000000, 'TrainingCharged 1 ε');
+  const privateId = findEvent(privEvents, 'ModelRegistered').data.modelId.toNumber();
+  const privReq = findEvent(
+    await submit(api, api.tx.secureInference.requestInference(privateId, input), bob),
+    'InferenceRequested',
+  );
+  check(privReq.data.privacyCharged.toNumber() === 0, 'a private model answer charges nothing');
+  const after = (await api.query.secureInference.lineages(lineageId)).unwrap();
+  check(after.spent.toNumber() === 1500000, 'the lineage holds 0.5 ε of queries + 1 ε of training');
+  try {
+    await submit(api, api.tx.secureInference.requestInference(privateId, input), bob);
+    check(false, 'a second answer beyond the per-account limit is refused');
+  } catch (e) {
+    check(
+      e.message === 'secureInference.AccountAnswerLimitReached',
+      `the answer limit holds (${e.message})`,
+    );
+  }
 
   // Unknown model: the refusal names the pallet's error.
   try {

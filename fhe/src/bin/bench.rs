@@ -1,7 +1,8 @@
 //! smidl-fhe-bench: accuracy and latency of encrypted inference on the breast-cancer test split.
 //!
-//! Usage: smidl-fhe-bench [--model lr|mlp|all] [--samples N]
+//! Usage: smidl-fhe-bench [--model lr|lr-label|mlp|all] [--samples N]
 //! Prints a human-readable table per model, then one machine-readable `RESULT` line per model.
+//! `lr-label` is the same LR compiled with label answers (`ServerModel::with_label_answers`).
 
 use std::time::Instant;
 
@@ -30,6 +31,11 @@ fn clear_class(spec: &smidl_fhe::ClientSpec, raw: &[i64]) -> usize {
     smidl_fhe::client::decode_scores(spec.output.decode, &values).class
 }
 
+/// 2N of the parameter set's bootstrap (the modulus-switch resolution).
+fn two_n(spec: &smidl_fhe::ClientSpec) -> f64 {
+    2.0 * spec.params.params().polynomial_size.0 as f64
+}
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -43,7 +49,12 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    name: &str,
+    model: &FloatModel,
+    samples: usize,
+    labels: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let ds = breast_cancer();
     let t = Instant::now();
     let q = quantise(model, &ds, &QuantConfig::default())?;
@@ -52,6 +63,11 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
     let t = Instant::now();
     let server = server.with_input_proofs()?;
     let crs_s = t.elapsed().as_secs_f64();
+    let server = if labels {
+        server.with_label_answers()?
+    } else {
+        server
+    };
     let crs_bytes = server.input_crs().map_or(0, |c| c.to_bytes().len());
     let spec = server.client_spec().clone();
     let float_acc = model.accuracy(&ds.test_x, &ds.test_y);
@@ -166,6 +182,16 @@ fn run(name: &str, model: &FloatModel, samples: usize) -> Result<(), Box<dyn std
             lb.rounds,
             smidl_fhe::sanitise::LABEL_LOG2_FLOOD,
             lb.statistical_distance().log2()
+        );
+    }
+    if let Some(ll) = server.linear_label() {
+        println!(
+            "  label read (linear)        scale c = {}, read noise std {:.2} positions of 2N, \
+             margin +-{} units ({:.3} score) for p_fail <= 2^-40",
+            ll.scale,
+            ll.read_std / 2f64.powi(64) * two_n(&spec),
+            ll.margin_units,
+            ll.margin_score(&spec)
         );
     }
     if let Some(fb) = server.flood_bound() {
@@ -285,11 +311,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             clip_norm: Some(4.0),
         };
         let lr = train_logistic_regression(&ds, &cfg)?;
-        run("lr", &lr, samples)?;
+        run("lr", &lr, samples, false)?;
+    }
+    if which == "lr-label" || which == "all" {
+        let cfg = LrConfig {
+            l2_lambda: 0.01,
+            clip_norm: Some(4.0),
+        };
+        let lr = train_logistic_regression(&ds, &cfg)?;
+        run("lr-label", &lr, samples, true)?;
     }
     if which == "mlp" || which == "all" {
         let mlp = train_mlp(&ds, &MlpConfig::default())?;
-        run("mlp", &mlp, samples)?;
+        run("mlp", &mlp, samples, false)?;
     }
     Ok(())
 }

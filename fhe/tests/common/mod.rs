@@ -44,6 +44,27 @@ pub fn lr() -> &'static Setup {
     })
 }
 
+/// The same LR (weights and input-proof CRS of [`lr`]), compiled to answer with labels.
+pub fn label_lr() -> &'static Setup {
+    static S: OnceLock<Setup> = OnceLock::new();
+    S.get_or_init(|| {
+        let server = ServerModel::from_canonical_bytes(&lr().server.canonical_bytes())
+            .unwrap()
+            .with_label_answers()
+            .unwrap();
+        let client = ClientKey::generate(server.client_spec()).unwrap();
+        let ek = client
+            .evaluation_key()
+            .expect("label answers need an evaluation key");
+        let key = Some(server.prepare_key(&ek).unwrap());
+        Setup {
+            server,
+            client,
+            key,
+        }
+    })
+}
+
 pub fn mlp() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| {

@@ -17,6 +17,8 @@ use sp_runtime::traits::{CheckedAdd, Saturating, Zero};
 
 impl<T: Config> Pallet<T> {
     /// Register a model (shared by the call and genesis, which takes no deposits).
+    // The call's arguments plus the genesis flag: a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_register(
         owner: T::AccountId,
         workers: BoundedVec<T::AccountId, T::MaxWorkers>,

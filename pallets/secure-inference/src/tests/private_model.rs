@@ -256,7 +256,10 @@ fn zcdp_training_is_charged_in_rho() {
         // The trainer calibrates to exactly this ρ, whose (ε, δ) conversion stays within the
         // declared ε (and within 0.01 % of it: the micro-ρ grid).
         let eps = SecureInference::lineage_status(0).unwrap().spent_epsilon;
-        assert!(eps <= TRAIN_EPS + 2 && eps * 10_000 >= TRAIN_EPS * 9_999, "{eps}");
+        assert!(
+            eps <= TRAIN_EPS + 2 && eps * 10_000 >= TRAIN_EPS * 9_999,
+            "{eps}"
+        );
     });
 }
 
