@@ -47,6 +47,7 @@ dev-chain:
 	bash scripts/cargo.sh run -p smidl-node -- --dev --tmp --rpc-cors all
 
 ## DP utility: accuracy of per-query noise vs a privately trained model, ε ∈ {0.5, 1, 2, 4}, on
-## breast cancer and Pima (RESULT lines; `-- --sweep` style options: see dp/src/bin/bench.rs).
+## breast cancer and Pima (RESULT lines). The λ/R sweep behind the private defaults:
+## `$(CARGO_TARGET_DIR)/release/smidl-dp-bench --sweep` (see dp/src/bin/bench.rs).
 bench-dp:
 	bash scripts/cargo.sh run --release -p smidl-dp --bin smidl-dp-bench
