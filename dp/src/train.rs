@@ -6,10 +6,12 @@
 //!    norm R; the intercept is regularised). For the exact minimisers on neighbouring data sets
 //!    (one row added, removed or replaced; n rows in the larger set)
 //!    ‖θ − θ'‖₂ ≤ s = 2·√(R²+1)/(nλ) (`docs/privacy.md`, "Sensitivity / Logistic regression").
+//!    The noise is calibrated with the published n, so the guarantee is stated for replace-one
+//!    neighbours (n public; `docs/privacy.md`, "Private-model mode").
 //!    The optimiser's residual is *checked*, not assumed: the returned θ must have
-//!    ‖∇J(θ)‖₂ ≤ τ = [`OPTIMALITY_TOLERANCE`], and λ-strong convexity then puts it within τ/λ of
-//!    the exact minimiser, so the trained parameters of two neighbours differ by at most
-//!    s + 2τ/λ.
+//!    ‖∇J(θ)‖₂ ≤ τ/2 as computed (≤ τ = [`OPTIMALITY_TOLERANCE`] allowing for float error), and
+//!    λ-strong convexity then puts it within τ/λ of the exact minimiser, so the trained
+//!    parameters of two neighbours differ by at most s + 2τ/λ.
 //! 2. Round θ to the grid g = 2^-[`GRID_LOG2`]: θ_q = round(θ/g) ∈ ℤ^(d+1). Each coordinate's
 //!    rounding moves it by at most ½ unit, so per coordinate |θ_q,i − θ'_q,i| ≤ |θ_i − θ'_i|/g + 1,
 //!    and, in grid units,
@@ -38,8 +40,8 @@ use smidl_fhe::{FheError, ServerModel};
 use crate::noise::{sample_exact, DpError, Mechanism, MICRO};
 
 /// The grid θ is rounded to before the noise: g = 2^-24. Fine enough that rounding is invisible
-/// in accuracy (the noise scale is ~10⁶ grid units or more), coarse enough that integers stay
-/// far below 2^53 (exact in f64).
+/// in accuracy (at the defaults and ε ≤ 4 the noise scale is 3·10⁴ grid units or more), coarse
+/// enough that the integers stay far below 2^53 (exact in f64).
 pub const GRID_LOG2: u32 = 24;
 
 /// Largest ‖∇J(θ)‖₂ accepted at the trained θ (J = mean log-loss + λ/2·‖θ‖²). Newton's method
@@ -59,9 +61,10 @@ pub const OPTIMALITY_TOLERANCE: f64 = 1e-8;
 pub const DEFAULT_L2_LAMBDA: f64 = 3.0;
 
 /// Default clip norm R of the standardised features: 2. The sensitivity grows as √(R²+1); the
-/// signal stops growing once R exceeds the norm of most rows. At ε = 1 (pure), λ = 3, the
-/// measured optimum is R ≈ 1.5 for breast cancer (30 features) and R ≈ 2 for Pima (8); R = 2
-/// is within 0.01 of the best of each (see [`DEFAULT_L2_LAMBDA`] for where the numbers are).
+/// signal stops growing once R exceeds the norm of most rows. At ε = 1 (pure) the best R
+/// measured is 1.5–2 for breast cancer (30 features) and 2–2.5 for Pima (8); at λ = 3, R = 2 is
+/// the best for breast cancer and within 0.002 of the best for Pima (see [`DEFAULT_L2_LAMBDA`]
+/// for where the numbers are).
 pub const DEFAULT_CLIP_NORM: f64 = 2.0;
 
 /// Float results are rounded up after this relative margin, so float error can only enlarge a

@@ -54,7 +54,7 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 
 /// Row `i` of the 32 × 32 Sylvester–Hadamard matrix, entry `j`: ±1.
 fn hadamard(i: usize, j: usize) -> f64 {
-    if (i & j).count_ones() % 2 == 0 {
+    if (i & j).count_ones().is_multiple_of(2) {
         1.0
     } else {
         -1.0
@@ -62,6 +62,7 @@ fn hadamard(i: usize, j: usize) -> f64 {
 }
 
 /// Solve the square system A·θ = y (Gaussian elimination with partial pivoting).
+#[allow(clippy::needless_range_loop)] // rows r and c of one matrix: index form reads best
 fn solve(mut a: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
     let n = y.len();
     for c in 0..n {
