@@ -39,7 +39,7 @@ fn malformed_inputs() {
         Err(FheError::BadMagic { .. })
     ));
     let mut version = good.clone();
-    version[4] = 2;
+    version[4] = (smidl_fhe::serial::FORMAT_VERSION + 1) as u8;
     assert!(matches!(
         EncryptedInput::from_bytes(&version, spec),
         Err(FheError::UnsupportedVersion { .. })
