@@ -5,4 +5,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/cargo.sh" run -q -p smidl-runtime --example export_metadata -- \
-  "$here/offchain-worker/metadata/smidl.scale"
+  "$here/protocol/metadata/smidl.scale"

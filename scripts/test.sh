@@ -11,6 +11,12 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -D warnings"
 bash scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
 
+step "the CLI links the shared protocol crate, never the worker (server, store, pipeline)"
+if bash scripts/cargo.sh tree -p smidl-cli --prefix none | grep -E '^smidl-worker ' ; then
+  echo "smidl-cli depends on smidl-worker" >&2
+  exit 1
+fi
+
 step "build the binaries the end-to-end tests start (smidl-node, smidl-worker, smidl)"
 bash scripts/cargo.sh build -p smidl-node -p smidl-worker -p smidl-cli
 

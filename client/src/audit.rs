@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use smidl_worker::chain::read;
-use smidl_worker::commit::{self, Opening};
+use smidl_protocol::chain::read;
+use smidl_protocol::commit::{self, Opening};
 
 use crate::ctx::Context;
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use smidl_worker::api_client::WorkerApi;
-use smidl_worker::chain::{self, Client};
+use smidl_protocol::api_client::WorkerApi;
+use smidl_protocol::chain::{self, Client};
 use subxt_signer::sr25519::Keypair;
 
 pub struct Context {

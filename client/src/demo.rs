@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use smidl_worker::chain::{self, read, smidl, ModelState, Wait};
-use smidl_worker::dp::{Mechanism, NoisePlan};
-use smidl_worker::wire::LimitAction;
+use smidl_dp::{Mechanism, NoisePlan};
+use smidl_protocol::chain::{self, read, smidl, ModelState, Wait};
+use smidl_protocol::wire::LimitAction;
 use subxt_signer::sr25519::dev;
 
 use crate::ctx::Context;

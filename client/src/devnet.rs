@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use smidl_worker::api_client::WorkerApi;
-use smidl_worker::chain;
+use smidl_protocol::api_client::WorkerApi;
+use smidl_protocol::chain;
 
 pub struct Devnet {
     pub rpc: String,

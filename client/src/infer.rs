@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use smidl_fhe::client::Prediction;
 use smidl_fhe::EncryptedOutput;
-use smidl_worker::chain::{self, smidl, Wait};
+use smidl_protocol::chain::{self, smidl, Wait};
 
 use crate::ctx::Context;
 use crate::keys::Session;

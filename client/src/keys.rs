@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use smidl_fhe::proof::InputCrs;
 use smidl_fhe::{ClientKey, ClientSpec, EncryptedInput};
-use smidl_worker::chain::{self, read, smidl, Wait};
+use smidl_protocol::chain::{self, read, smidl, Wait};
 
 use crate::ctx::Context;
 use crate::ui;

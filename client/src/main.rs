@@ -10,7 +10,7 @@ use smidl_cli::infer::Answer;
 use smidl_cli::model::{LineageArg, PolicyArgs, PrivacyArg, RegisterOptions, Source};
 use smidl_cli::plan::PlanOptions;
 use smidl_cli::{demo, infer, keys, model, status, ui};
-use smidl_worker::wire::LimitAction;
+use smidl_protocol::wire::LimitAction;
 
 #[derive(Parser)]
 #[command(

@@ -9,9 +9,9 @@ use smidl_fhe::dataset::Dataset;
 use smidl_fhe::model::train::{train_logistic_regression, train_mlp, LrConfig, MlpConfig};
 use smidl_fhe::quant::QuantConfig;
 use smidl_fhe::{FloatModel, ServerModel};
-use smidl_worker::chain::{self, smidl, LineageChoice, PrivacyMode, Wait};
-use smidl_worker::commit::{self, Opening};
-use smidl_worker::wire::{LimitAction, ModelInstall};
+use smidl_protocol::chain::{self, smidl, LineageChoice, PrivacyMode, Wait};
+use smidl_protocol::commit::{self, Opening};
+use smidl_protocol::wire::{LimitAction, ModelInstall};
 use subxt::utils::AccountId32;
 
 use crate::ctx::Context;
@@ -176,8 +176,8 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     if matches!(privacy, PrivacyMode::PerQuery) {
         // Refuse before anything goes on chain: the worker would refuse the install anyway,
         // and noise is never clamped to make it fit.
-        let mechanism = smidl_worker::dp::mechanism_for(&policy.accounting);
-        smidl_worker::worker::check_noise_fits(&server, mechanism, policy.epsilon_per_query)
+        let mechanism = mechanism_for(&policy.accounting);
+        smidl_dp::fit::check_noise_fits(&server, mechanism, policy.epsilon_per_query)
             .map_err(|e| anyhow::anyhow!("refusing to register: {e}"))?;
     }
     let pb = ui::spinner(ctx.interactive, "registering the model on chain");
@@ -263,6 +263,15 @@ pub fn chain_policy(p: &PolicyArgs) -> Result<Policy<u128, u32>> {
         accounting: accounting_of(p.zcdp_delta_exponent),
         fee_per_query: p.fee,
     })
+}
+
+/// The per-query noise the worker draws under a chain accounting mode (its
+/// `dp::mechanism_for`).
+pub fn mechanism_for(accounting: &Accounting) -> smidl_dp::Mechanism {
+    match accounting {
+        Accounting::PureEpsilon => smidl_dp::Mechanism::DiscreteLaplace,
+        Accounting::Zcdp { .. } => smidl_dp::Mechanism::DiscreteGaussian,
+    }
 }
 
 pub fn accounting_of(zcdp_delta_exponent: Option<u8>) -> Accounting {
@@ -357,7 +366,7 @@ pub(crate) async fn install_when_seen(
     model_id: u32,
     install: &ModelInstall,
     lag_code: &str,
-) -> Result<(), smidl_worker::api_client::ApiClientError> {
+) -> Result<(), smidl_protocol::api_client::ApiClientError> {
     let mut tries = 0;
     loop {
         match ctx.worker.install(&ctx.key, model_id, install).await {

@@ -4,9 +4,9 @@
 //! owner signs `retrain_model` itself at once.
 
 use anyhow::{bail, Context as _, Result};
-use smidl_worker::chain::{self, read, smidl, LineageChoice, Wait};
-use smidl_worker::commit::{self, Opening};
-use smidl_worker::wire::{LimitAction, ModelInstall};
+use smidl_protocol::chain::{self, read, smidl, LineageChoice, Wait};
+use smidl_protocol::commit::{self, Opening};
+use smidl_protocol::wire::{LimitAction, ModelInstall};
 
 use crate::ctx::Context;
 use crate::model::{self, Source};

@@ -1,7 +1,7 @@
 //! `smidl status`: the ledger's view of a model and of the acting account.
 
 use anyhow::{Context as _, Result};
-use smidl_worker::chain::{read, ModelState};
+use smidl_protocol::chain::{read, ModelState};
 use subxt::utils::AccountId32;
 
 use crate::ctx::Context;

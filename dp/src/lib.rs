@@ -12,6 +12,7 @@
 //! See `docs/privacy.md` ("Private-model mode") for the proofs and what is not covered.
 
 pub mod accounting;
+pub mod fit;
 pub mod noise;
 pub mod plan;
 pub mod train;

@@ -11,17 +11,14 @@
 //! `docs/architecture.md`.
 
 pub mod api;
-pub mod api_client;
-pub mod auth;
-pub mod chain;
-pub mod commit;
+// Shared with clients (the CLI links these without the worker).
+pub use smidl_protocol::{api_client, auth, chain, commit, wire};
 pub mod dp;
 pub mod follower;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;
-pub mod wire;
 pub mod worker;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Writes the runtime's V16 metadata (SCALE-encoded `RuntimeMetadataPrefixed`) to a file.
 //!
 //! The worker and the CLI compile their chain interface (subxt) from the checked-in copy in
-//! `offchain-worker/metadata/smidl.scale`; `scripts/gen-metadata.sh` runs this to refresh it.
+//! `protocol/metadata/smidl.scale`; `scripts/gen-metadata.sh` runs this to refresh it.
 //! Reading it from the native runtime avoids starting a node just to ask for it.
 
 use std::process::ExitCode;

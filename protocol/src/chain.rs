@@ -100,7 +100,8 @@ impl ChainError {
     }
 }
 
-pub(crate) fn rpc<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> ChainError {
+/// Maps a subxt error to [`ChainError::Rpc`] with what was being done.
+pub fn rpc<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> ChainError {
     move |e| ChainError::Rpc {
         context,
         reason: e.to_string(),
@@ -440,7 +441,7 @@ mod tests {
         let runtime: &[u8] = &runtime;
         assert!(
             checked_in[..] == runtime[..],
-            "offchain-worker/metadata/smidl.scale is stale: run scripts/gen-metadata.sh"
+            "protocol/metadata/smidl.scale is stale: run scripts/gen-metadata.sh"
         );
     }
 
