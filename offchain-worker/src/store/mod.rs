@@ -1,0 +1,495 @@
+//! The worker's embedded store: a `redb` database in `<data_dir>/worker.redb`, with every value
+//! that concerns a client or the model sealed with XChaCha20-Poly1305 under a 32-byte data key
+//! kept beside it in `<data_dir>/worker.key` (hex, mode 0600; the directory is created 0700).
+//!
+//! What is sealed: model records (plaintext weights), evaluation keys, uploaded inputs and
+//! results. Each sealed value is `nonce (24) || ciphertext || tag (16)`, with a fresh random
+//! nonce, and its associated data names the table and the key it is stored under, so a value
+//! copied or moved to another key (another client, another request) fails authentication.
+//!
+//! What is plain: job metadata the chain already records (request ids, commitments, account
+//! ids, block numbers, job states), the chain cursor, replay nonces and the progress of epoch
+//! resets.
+//!
+//! Deletion: [`Store::delete_client_data`] removes the sealed records in one transaction, after
+//! which nothing refers to them. redb returns their pages to its free list without overwriting
+//! them, so old ciphertext may linger in the file until reused (or until [`Store::compact`]
+//! truncates the file); it is unreadable without the data key, which never leaves the worker.
+//!
+//! One module per concern: `seal` (the cipher and associated data), `client_data` (models,
+//! evaluation keys, inputs, results), `jobs` (the backlog), `cursor` (the follower's position),
+//! `nonces` (request replay protection) and `deletion` (epoch-end deletion and compaction); this
+//! module opens the database and holds what they share.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use bincode::Options;
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub type AccountId = [u8; 32];
+pub type Hash = [u8; 32];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Seen in a block; not yet evaluated/submitted.
+    Queued,
+    /// Result stored and `submit_result`/`reject_request` sent; waiting for finality.
+    Submitted {
+        at_block: u32,
+        rejected: Option<String>,
+    },
+    /// Settled in a finalized block (completed, rejected or timed out on chain).
+    Settled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub request_id: u64,
+    pub model_id: u32,
+    pub epoch: u32,
+    pub requester: AccountId,
+    pub input_commitment: Hash,
+    pub eval_key_commitment: Option<Hash>,
+    pub seen_at_block: u32,
+    pub state: JobState,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredInput {
+    pub owner: AccountId,
+    pub bytes: Vec<u8>,
+    pub uploaded_at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResult {
+    pub request_id: u64,
+    pub model_id: u32,
+    pub epoch: u32,
+    pub requester: AccountId,
+    pub output: Vec<u8>,
+    pub output_commitment: Hash,
+    /// Set once `submit_result` with this commitment is final: only then may the requester
+    /// fetch it, so a charge the chain could still refund never buys an answer.
+    pub released: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientDataCount {
+    pub inputs: u64,
+    pub results: u64,
+    pub eval_keys: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitStage {
+    DataDeleted { report: ClientDataCount },
+    Submitted { at_block: u32 },
+    Done,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("database: {0}")]
+    Database(#[source] Box<redb::Error>),
+    #[error("stored value failed authentication (tampered or wrong key)")]
+    Authentication,
+    #[error("a value could not be sealed: {0}")]
+    Seal(String),
+    #[error("stored {what} could not be decoded: {reason}")]
+    Decode { what: &'static str, reason: String },
+    #[error("{what} could not be encoded: {reason}")]
+    Encode { what: &'static str, reason: String },
+    #[error("key file {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("the system random source failed: {0}")]
+    Random(getrandom::Error),
+    #[error("database is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("database format {found} is newer than this worker supports ({supported})")]
+    Format { found: u32, supported: u32 },
+}
+
+// redb has one error type per operation; they all fold into `redb::Error`.
+macro_rules! from_redb {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Database(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+);
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const DB_FILE: &str = "worker.redb";
+const KEY_FILE: &str = "worker.key";
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Bumped when a table's layout changes; an older worker refuses a newer file.
+const FORMAT: u32 = 1;
+/// The page cache; evaluation keys are large, and the worker caches what it decodes anyway.
+const CACHE_BYTES: usize = 256 << 20;
+/// Upper bound for any bincode record, so a corrupt length cannot ask for unbounded memory.
+const MAX_RECORD: u64 = 1 << 30;
+/// Prefix of every value's associated data; versioned with the sealing scheme.
+const AAD_DOMAIN: &[u8] = b"smidl-worker-store/v1\0";
+const KEY_CHECK: &[u8] = b"smidl worker data key check";
+
+// Sealed tables.
+const MODELS: TableDefinition<u32, &[u8]> = TableDefinition::new("models");
+/// (model_id, account) -> sealed(commitment || key bytes).
+const EVAL_KEYS: TableDefinition<(u32, [u8; 32]), &[u8]> = TableDefinition::new("eval_keys");
+/// (model_id, claimed commitment) -> sealed(StoredInput).
+const INPUTS: TableDefinition<(u32, [u8; 32]), &[u8]> = TableDefinition::new("inputs");
+/// request_id -> (model_id, epoch, sealed(StoredResult)); model and epoch are plain to keep the
+/// index below in step when a result is replaced.
+const RESULTS: TableDefinition<u64, (u32, u32, &[u8])> = TableDefinition::new("results");
+
+// Plain tables.
+/// (model_id, epoch, request_id): lets deletion find an epoch's results without unsealing them.
+const RESULTS_BY_EPOCH: TableDefinition<(u32, u32, u64), ()> =
+    TableDefinition::new("results_by_epoch");
+const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// Request ids of jobs not yet settled: the backlog, without scanning every job ever seen.
+const JOBS_PENDING: TableDefinition<u64, ()> = TableDefinition::new("jobs_pending");
+const JOBS_BY_EPOCH: TableDefinition<(u32, u32, u64), ()> = TableDefinition::new("jobs_by_epoch");
+const CURSOR: TableDefinition<&str, (u32, [u8; 32])> = TableDefinition::new("cursor");
+/// (account, nonce) -> expiry (ms).
+const NONCES: TableDefinition<([u8; 32], [u8; 16]), u64> = TableDefinition::new("nonces");
+/// (expiry, account, nonce): pruning visits only what has expired.
+const NONCE_EXPIRY: TableDefinition<(u64, [u8; 32], [u8; 16]), ()> =
+    TableDefinition::new("nonce_expiry");
+const LIMITS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("limits");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const CURSOR_KEY: &str = "finalized";
+const META_FORMAT: &str = "format";
+const META_KEY_CHECK: &str = "key_check";
+
+mod client_data;
+mod cursor;
+mod deletion;
+mod jobs;
+mod nonces;
+mod seal;
+#[cfg(test)]
+mod tests;
+
+use seal::*;
+
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new().with_limit(MAX_RECORD)
+}
+
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    codec().serialize(value).map_err(|e| StoreError::Encode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    codec().deserialize(bytes).map_err(|e| StoreError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// BLAKE2b-256, as Substrate's `blake2_256`.
+fn blake2_256(bytes: &[u8]) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&Blake2b::<U32>::digest(bytes));
+    out
+}
+
+pub struct Store {
+    // Behind a lock only so that `compact` can have the database to itself; every other call
+    // shares it (redb serializes writers and runs readers concurrently).
+    db: RwLock<Database>,
+    sealer: Sealer,
+}
+impl Store {
+    /// Opens the store in `data_dir`, creating the directory (0700), the data key (0600) and the
+    /// database on first use. Refuses a key file others can read, a missing key file beside an
+    /// existing database, and a key that does not open this database.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(io_err(data_dir))?;
+        let db_path = data_dir.join(DB_FILE);
+        let db_has_data = match fs::metadata(&db_path) {
+            Ok(m) => m.len() > 0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_err(&db_path)(e)),
+        };
+        let key = load_or_create_key(data_dir, db_has_data)?;
+        let sealer = Sealer::new(&key);
+        drop(key);
+
+        // Create the file ourselves so it is never group/world-readable, even briefly.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&db_path)
+            .map_err(io_err(&db_path))?;
+        fs::set_permissions(&db_path, fs::Permissions::from_mode(0o600))
+            .map_err(io_err(&db_path))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&db_path)?;
+
+        let store = Self {
+            db: RwLock::new(db),
+            sealer,
+        };
+        store.initialize()?;
+        Ok(store)
+    }
+
+    /// Creates every table (so readers never meet a missing one), checks the format and checks
+    /// that the data key opens this database.
+    fn initialize(&self) -> Result<(), StoreError> {
+        let check_aad = aad("meta", &[META_KEY_CHECK.as_bytes()]);
+        self.write(|txn| {
+            txn.open_table(MODELS)?;
+            txn.open_table(EVAL_KEYS)?;
+            txn.open_table(INPUTS)?;
+            txn.open_table(RESULTS)?;
+            txn.open_table(RESULTS_BY_EPOCH)?;
+            txn.open_table(JOBS)?;
+            txn.open_table(JOBS_PENDING)?;
+            txn.open_table(JOBS_BY_EPOCH)?;
+            txn.open_table(CURSOR)?;
+            txn.open_table(NONCES)?;
+            txn.open_table(NONCE_EXPIRY)?;
+            txn.open_table(LIMITS)?;
+            let mut meta = txn.open_table(META)?;
+            let format = match meta.get(META_FORMAT)? {
+                Some(v) => {
+                    let bytes: [u8; 4] = v.value().try_into().map_err(|_| {
+                        StoreError::Inconsistent("format marker is not 4 bytes".into())
+                    })?;
+                    Some(u32::from_le_bytes(bytes))
+                }
+                None => None,
+            };
+            match format {
+                Some(found) if found > FORMAT => {
+                    return Err(StoreError::Format {
+                        found,
+                        supported: FORMAT,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(META_FORMAT, FORMAT.to_le_bytes().as_slice())?;
+                }
+            }
+            let check = meta.get(META_KEY_CHECK)?.map(|v| v.value().to_vec());
+            match check {
+                Some(sealed) => {
+                    if self.sealer.open(&check_aad, &sealed)?.as_slice() != KEY_CHECK {
+                        return Err(StoreError::Authentication);
+                    }
+                }
+                None => {
+                    let sealed = self.sealer.seal(&check_aad, KEY_CHECK)?;
+                    meta.insert(META_KEY_CHECK, sealed.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        // A panic elsewhere cannot leave redb half-written (transactions are atomic), so a
+        // poisoned lock is still safe to use. Never take it twice on one thread: a waiting
+        // `compact` would deadlock the second acquisition.
+        self.db.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db();
+        let txn = db.begin_read()?;
+        f(&txn)
+    }
+
+    /// Runs `f` in a write transaction, committed only if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db();
+        let txn = db.begin_write()?;
+        let out = f(&txn)?;
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+/// Keys of a `(model_id, 32 bytes)`-keyed table that belong to `model_id`.
+fn keys_of_model(
+    table: &impl ReadableTable<(u32, [u8; 32]), &'static [u8]>,
+    model_id: u32,
+) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range((model_id, [0u8; 32])..=(model_id, [0xffu8; 32]))? {
+        out.push(entry?.0.value());
+    }
+    Ok(out)
+}
+
+fn load_job(
+    jobs: &impl ReadableTable<u64, &'static [u8]>,
+    request_id: u64,
+) -> Result<Job, StoreError> {
+    let bytes = jobs.get(request_id)?.ok_or_else(|| {
+        StoreError::Inconsistent(format!("job {request_id} is indexed but not stored"))
+    })?;
+    decode("job", bytes.value())
+}
+
+/// Brings the job indexes from `old` (the stored version, if any) to `new`.
+fn index_job(txn: &WriteTransaction, old: Option<&Job>, new: &Job) -> Result<(), StoreError> {
+    let id = new.request_id;
+    let mut by_epoch = txn.open_table(JOBS_BY_EPOCH)?;
+    if let Some(old) = old {
+        if (old.model_id, old.epoch) != (new.model_id, new.epoch) {
+            by_epoch.remove((old.model_id, old.epoch, id))?;
+        }
+    }
+    by_epoch.insert((new.model_id, new.epoch, id), ())?;
+    let mut pending = txn.open_table(JOBS_PENDING)?;
+    if new.state == JobState::Settled {
+        pending.remove(id)?;
+    } else {
+        pending.insert(id, ())?;
+    }
+    Ok(())
+}
+
+/// Reads the data key, or creates it when neither it nor a database exists yet.
+fn load_or_create_key(
+    data_dir: &Path,
+    db_has_data: bool,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, StoreError> {
+    let path = data_dir.join(KEY_FILE);
+    let key_err = |reason: String| StoreError::KeyFile {
+        path: path.clone(),
+        reason,
+    };
+    match fs::metadata(&path) {
+        Ok(meta) => {
+            if !meta.is_file() {
+                return Err(key_err("is not a regular file".into()));
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(key_err(format!(
+                    "is accessible to group or others (mode {mode:03o}); it must be 0600"
+                )));
+            }
+            let text = Zeroizing::new(fs::read(&path).map_err(io_err(&path))?);
+            let hex_text = text.trim_ascii();
+            if hex_text.len() != 2 * KEY_LEN {
+                return Err(key_err(format!(
+                    "must hold {} hex digits, holds {} bytes",
+                    2 * KEY_LEN,
+                    hex_text.len()
+                )));
+            }
+            let mut key = Zeroizing::new([0u8; KEY_LEN]);
+            hex::decode_to_slice(hex_text, &mut key[..])
+                .map_err(|e| key_err(format!("is not hex: {e}")))?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if db_has_data {
+                // A fresh key could not open the existing data; never silently replace it.
+                return Err(key_err(format!(
+                    "is missing but {DB_FILE} holds data sealed under it; restore the key file"
+                )));
+            }
+            create_key(data_dir, &path)
+        }
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// Writes a new random key to a temporary file and renames it into place, so a crash never
+/// leaves a truncated key behind.
+fn create_key(data_dir: &Path, path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, StoreError> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    getrandom::getrandom(&mut key[..]).map_err(StoreError::Random)?;
+    let mut text = Zeroizing::new([0u8; 2 * KEY_LEN + 1]);
+    hex::encode_to_slice(&key[..], &mut text[..2 * KEY_LEN]).map_err(|e| StoreError::KeyFile {
+        path: path.to_path_buf(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    text[2 * KEY_LEN] = b'\n';
+
+    let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&tmp)(e)),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(&text[..]).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(data_dir))?;
+    Ok(key)
+}

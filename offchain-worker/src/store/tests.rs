@@ -1,0 +1,515 @@
+//! The store's tests: sealing, binding to keys, deletion, crash safety.
+
+use super::*;
+use redb::ReadableTableMetadata;
+use tempfile::TempDir;
+
+fn open() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("data")).expect("open");
+    (dir, store)
+}
+
+fn data(dir: &TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+fn job(request_id: u64, model_id: u32, epoch: u32) -> Job {
+    Job {
+        request_id,
+        model_id,
+        epoch,
+        requester: [7; 32],
+        input_commitment: [request_id as u8; 32],
+        eval_key_commitment: Some([9; 32]),
+        seen_at_block: 10,
+        state: JobState::Queued,
+        attempts: 0,
+    }
+}
+
+fn result(request_id: u64, model_id: u32, epoch: u32) -> StoredResult {
+    StoredResult {
+        request_id,
+        model_id,
+        epoch,
+        requester: [3; 32],
+        output: vec![request_id as u8; 40],
+        output_commitment: [4; 32],
+        released: false,
+    }
+}
+
+fn input(owner: u8, bytes: &[u8]) -> StoredInput {
+    StoredInput {
+        owner: [owner; 32],
+        bytes: bytes.to_vec(),
+        uploaded_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn store_and_error_are_shareable() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<Store>();
+    check::<StoreError>();
+}
+
+#[test]
+fn models_round_trip() {
+    let (_dir, store) = open();
+    assert_eq!(store.model(1).unwrap(), None);
+    store.put_model(300, b"weights of 300").unwrap();
+    store.put_model(2, b"weights of 2").unwrap();
+    assert_eq!(
+        store.model(300).unwrap().unwrap().as_slice(),
+        b"weights of 300"
+    );
+    store.put_model(2, b"weights of 2, v2").unwrap();
+    assert_eq!(
+        store.model(2).unwrap().unwrap().as_slice(),
+        b"weights of 2, v2"
+    );
+    assert_eq!(store.model_ids().unwrap(), vec![2, 300]);
+}
+
+#[test]
+fn eval_keys_round_trip_with_blake2_256_commitment() {
+    let (_dir, store) = open();
+    let alice = [1u8; 32];
+    let bob = [2u8; 32];
+    // BLAKE2b-256 of the empty string, the well-known vector.
+    let empty = store.put_eval_key(&alice, 5, b"").unwrap();
+    assert_eq!(
+        hex::encode(empty),
+        "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"
+    );
+    assert_eq!(
+        store.eval_key(&alice, 5).unwrap(),
+        Some((empty, Vec::new()))
+    );
+
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let c = store.put_eval_key(&bob, 5, &big).unwrap();
+    assert_eq!(c, blake2_256(&big));
+    let (c2, bytes) = store.eval_key(&bob, 5).unwrap().unwrap();
+    assert_eq!(c2, c);
+    assert!(bytes == big);
+    assert_eq!(store.eval_key(&bob, 6).unwrap(), None);
+    assert_eq!(store.eval_key(&[3u8; 32], 5).unwrap(), None);
+}
+
+#[test]
+fn inputs_round_trip() {
+    let (_dir, store) = open();
+    let c = [0xab; 32];
+    assert_eq!(store.input(1, &c).unwrap(), None);
+    let i = input(1, b"ciphertext bytes");
+    store.put_input(1, &c, &i).unwrap();
+    assert_eq!(store.input(1, &c).unwrap(), Some(i));
+    assert_eq!(store.input(2, &c).unwrap(), None);
+    assert_eq!(store.input(1, &[0xac; 32]).unwrap(), None);
+}
+
+#[test]
+fn results_round_trip_and_replace() {
+    let (_dir, store) = open();
+    assert_eq!(store.result(9).unwrap(), None);
+    let r = result(9, 1, 2);
+    store.put_result(&r).unwrap();
+    assert_eq!(store.result(9).unwrap(), Some(r));
+    // Replaced under another epoch: the epoch index follows.
+    let r2 = result(9, 1, 5);
+    store.put_result(&r2).unwrap();
+    assert_eq!(store.result(9).unwrap(), Some(r2));
+    assert_eq!(store.client_data_count(1, 2).unwrap().results, 0);
+    assert_eq!(store.client_data_count(1, 5).unwrap().results, 1);
+}
+
+#[test]
+fn jobs_insert_is_idempotent_and_backlog_follows_state() {
+    let (_dir, store) = open();
+    let a = job(300, 1, 0);
+    assert!(store.insert_job(&a).unwrap());
+    let mut changed = a.clone();
+    changed.attempts = 5;
+    assert!(!store.insert_job(&changed).unwrap());
+    assert_eq!(store.job(300).unwrap(), Some(a.clone()));
+    assert!(store.insert_job(&job(2, 1, 0)).unwrap());
+    assert!(store.insert_job(&job(1000, 1, 1)).unwrap());
+    assert!(store.insert_job(&job(7, 2, 0)).unwrap());
+    assert_eq!(store.job(8).unwrap(), None);
+
+    let ids = |jobs: Vec<Job>| jobs.iter().map(|j| j.request_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.jobs_not_settled().unwrap()),
+        vec![2, 7, 300, 1000]
+    );
+    assert_eq!(ids(store.jobs_of_epoch(1, 0).unwrap()), vec![2, 300]);
+    assert_eq!(ids(store.jobs_of_epoch(1, 1).unwrap()), vec![1000]);
+    assert_eq!(ids(store.jobs_of_epoch(3, 0).unwrap()), Vec::<u64>::new());
+
+    let mut s = a.clone();
+    s.state = JobState::Submitted {
+        at_block: 12,
+        rejected: Some("input missing".into()),
+    };
+    s.attempts = 1;
+    store.update_job(&s).unwrap();
+    assert_eq!(store.job(300).unwrap(), Some(s.clone()));
+    assert_eq!(
+        ids(store.jobs_not_settled().unwrap()),
+        vec![2, 7, 300, 1000]
+    );
+    s.state = JobState::Settled;
+    store.update_job(&s).unwrap();
+    assert_eq!(ids(store.jobs_not_settled().unwrap()), vec![2, 7, 1000]);
+    // Settled jobs still belong to their epoch.
+    assert_eq!(ids(store.jobs_of_epoch(1, 0).unwrap()), vec![2, 300]);
+}
+
+#[test]
+fn cursor_and_limit_stage_round_trip() {
+    let (_dir, store) = open();
+    assert_eq!(store.cursor().unwrap(), None);
+    store.set_cursor(41, &[5; 32]).unwrap();
+    store.set_cursor(42, &[6; 32]).unwrap();
+    assert_eq!(store.cursor().unwrap(), Some((42, [6; 32])));
+
+    assert_eq!(store.limit_stage(1, 0).unwrap(), None);
+    let stage = LimitStage::DataDeleted {
+        report: ClientDataCount {
+            inputs: 3,
+            results: 2,
+            eval_keys: 1,
+        },
+    };
+    store.set_limit_stage(1, 0, &stage).unwrap();
+    store
+        .set_limit_stage(1, 1, &LimitStage::Submitted { at_block: 9 })
+        .unwrap();
+    assert_eq!(store.limit_stage(1, 0).unwrap(), Some(stage));
+    store.set_limit_stage(1, 0, &LimitStage::Done).unwrap();
+    assert_eq!(store.limit_stage(1, 0).unwrap(), Some(LimitStage::Done));
+    assert_eq!(
+        store.limit_stage(1, 1).unwrap(),
+        Some(LimitStage::Submitted { at_block: 9 })
+    );
+}
+
+#[test]
+fn nonces_reject_replays_and_prune_expired() {
+    let (_dir, store) = open();
+    let (alice, bob) = ([1u8; 32], [2u8; 32]);
+    let n = [9u8; 16];
+    assert!(store.record_nonce(&alice, &n, 100, 50).unwrap());
+    assert!(!store.record_nonce(&alice, &n, 100, 60).unwrap());
+    assert!(store.record_nonce(&bob, &n, 100, 60).unwrap());
+    assert!(store.record_nonce(&alice, &[8; 16], 500, 60).unwrap());
+    // Not yet expired at exactly its expiry.
+    assert!(!store.record_nonce(&alice, &n, 100, 100).unwrap());
+    // Past expiry: both 100-entries are pruned, the 500 one stays.
+    assert!(store.record_nonce(&alice, &n, 300, 200).unwrap());
+    let db = store.db();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(txn.open_table(NONCES).unwrap().len().unwrap(), 2);
+    assert_eq!(txn.open_table(NONCE_EXPIRY).unwrap().len().unwrap(), 2);
+}
+
+#[test]
+fn reopen_keeps_jobs_cursor_nonces_and_sealed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&data(&dir)).unwrap();
+        store.insert_job(&job(1, 1, 0)).unwrap();
+        store.set_cursor(77, &[1; 32]).unwrap();
+        assert!(store.record_nonce(&[1; 32], &[2; 16], 1000, 0).unwrap());
+        store.put_input(1, &[3; 32], &input(1, b"x")).unwrap();
+    }
+    let store = Store::open(&data(&dir)).unwrap();
+    assert_eq!(store.job(1).unwrap(), Some(job(1, 1, 0)));
+    assert_eq!(store.jobs_not_settled().unwrap().len(), 1);
+    assert_eq!(store.cursor().unwrap(), Some((77, [1; 32])));
+    assert!(!store.record_nonce(&[1; 32], &[2; 16], 1000, 10).unwrap());
+    assert_eq!(store.input(1, &[3; 32]).unwrap(), Some(input(1, b"x")));
+}
+
+#[test]
+fn client_data_is_not_plaintext_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |tag: &str| format!("<<{tag}-PLAINTEXT-MARKER-0123456789>>").into_bytes();
+    {
+        let store = Store::open(&data(&dir)).unwrap();
+        store
+            .put_input(1, &[1; 32], &input(1, &marker("input")))
+            .unwrap();
+        store
+            .put_eval_key(&[2; 32], 1, &marker("evalkey").repeat(1000))
+            .unwrap();
+        store.put_model(1, &marker("model")).unwrap();
+        let mut r = result(5, 1, 0);
+        r.output = marker("result");
+        store.put_result(&r).unwrap();
+        // Control: plain job metadata is visible, so the scan would find a marker.
+        let mut j = job(5, 1, 0);
+        j.state = JobState::Submitted {
+            at_block: 1,
+            rejected: Some(String::from_utf8(marker("jobmeta")).unwrap()),
+        };
+        store.insert_job(&j).unwrap();
+    }
+    let file = fs::read(data(&dir).join(DB_FILE)).unwrap();
+    assert!(
+        contains(&file, &marker("jobmeta")),
+        "control marker missing"
+    );
+    for tag in ["input", "evalkey", "model", "result"] {
+        assert!(!contains(&file, &marker(tag)), "{tag} found in plaintext");
+    }
+}
+
+#[test]
+fn values_moved_to_another_key_fail_authentication() {
+    let (_dir, store) = open();
+    store.put_input(1, &[1; 32], &input(1, b"alice's")).unwrap();
+    store.put_eval_key(&[1; 32], 1, b"alice's key").unwrap();
+    store.put_result(&result(10, 1, 0)).unwrap();
+    store.put_model(1, b"model one").unwrap();
+    {
+        let db = store.db();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut inputs = txn.open_table(INPUTS).unwrap();
+            let v = inputs
+                .get((1, [1u8; 32]))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            inputs.insert((1, [2u8; 32]), v.as_slice()).unwrap();
+            inputs.insert((2, [1u8; 32]), v.as_slice()).unwrap();
+
+            let mut keys = txn.open_table(EVAL_KEYS).unwrap();
+            let v = keys.get((1, [1u8; 32])).unwrap().unwrap().value().to_vec();
+            keys.insert((1, [2u8; 32]), v.as_slice()).unwrap();
+
+            let mut results = txn.open_table(RESULTS).unwrap();
+            let (m, e, v) = {
+                let g = results.get(10).unwrap().unwrap();
+                let (m, e, v) = g.value();
+                (m, e, v.to_vec())
+            };
+            results.insert(11, (m, e, v.as_slice())).unwrap();
+            // Same request, relabelled to another epoch.
+            results.insert(10, (m, e + 1, v.as_slice())).unwrap();
+
+            let mut models = txn.open_table(MODELS).unwrap();
+            let v = models.get(1).unwrap().unwrap().value().to_vec();
+            models.insert(2, v.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let auth = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Authentication));
+    assert!(auth(store.input(1, &[2; 32]).map(drop)));
+    assert!(auth(store.input(2, &[1; 32]).map(drop)));
+    assert!(auth(store.eval_key(&[2; 32], 1).map(drop)));
+    assert!(auth(store.result(11).map(drop)));
+    assert!(auth(store.result(10).map(drop)));
+    assert!(auth(store.model(2).map(drop)));
+    // The originals still open.
+    assert!(store.input(1, &[1; 32]).unwrap().is_some());
+    assert!(store.eval_key(&[1; 32], 1).unwrap().is_some());
+}
+
+#[test]
+fn tampered_ciphertext_fails_authentication() {
+    let (_dir, store) = open();
+    store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
+    {
+        let db = store.db();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut inputs = txn.open_table(INPUTS).unwrap();
+            let mut v = inputs
+                .get((1, [1u8; 32]))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            v[NONCE_LEN] ^= 1;
+            inputs.insert((1, [1u8; 32]), v.as_slice()).unwrap();
+            inputs.insert((1, [2u8; 32]), &[1u8, 2, 3][..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    assert!(matches!(
+        store.input(1, &[1; 32]),
+        Err(StoreError::Authentication)
+    ));
+    assert!(matches!(
+        store.input(1, &[2; 32]),
+        Err(StoreError::Authentication)
+    ));
+}
+
+#[test]
+fn wrong_key_file_fails_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&data(&dir)).unwrap();
+        store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
+    }
+    let key_path = data(&dir).join(KEY_FILE);
+    fs::write(&key_path, format!("{}\n", hex::encode([0x42u8; 32]))).unwrap();
+    let err = Store::open(&data(&dir))
+        .err()
+        .expect("wrong key must not open");
+    assert!(matches!(err, StoreError::Authentication), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "stored value failed authentication (tampered or wrong key)"
+    );
+}
+
+#[test]
+fn key_file_and_directory_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(&data(&dir)).unwrap());
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let key_path = data(&dir).join(KEY_FILE);
+    assert_eq!(mode(&key_path), 0o600);
+    assert_eq!(mode(&data(&dir)), 0o700);
+    assert_eq!(mode(&data(&dir).join(DB_FILE)), 0o600);
+    let text = fs::read_to_string(&key_path).unwrap();
+    assert_eq!(text.trim().len(), 64);
+    assert!(!data(&dir).join(format!("{KEY_FILE}.tmp")).exists());
+
+    // Group-readable: refused.
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o640)).unwrap();
+    let err = Store::open(&data(&dir))
+        .err()
+        .expect("0640 key must be refused");
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
+    drop(Store::open(&data(&dir)).unwrap());
+}
+
+#[test]
+fn malformed_or_missing_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(&data(&dir)).unwrap());
+    let key_path = data(&dir).join(KEY_FILE);
+    let original = fs::read(&key_path).unwrap();
+
+    fs::write(&key_path, b"not hex at all").unwrap();
+    let err = Store::open(&data(&dir)).err().expect("malformed key");
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+    fs::write(&key_path, "zz".repeat(32)).unwrap();
+    let err = Store::open(&data(&dir)).err().expect("non-hex key");
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+
+    // Missing beside a database with data: never replaced by a fresh key.
+    fs::remove_file(&key_path).unwrap();
+    let err = Store::open(&data(&dir)).err().expect("missing key");
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+    assert!(!key_path.exists());
+
+    fs::write(&key_path, original).unwrap();
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
+    drop(Store::open(&data(&dir)).unwrap());
+}
+
+#[test]
+fn delete_client_data_removes_exactly_the_models_data() {
+    let (_dir, store) = open();
+    for (m, c) in [(1u32, 1u8), (1, 2), (1, 3), (2, 1)] {
+        store.put_input(m, &[c; 32], &input(c, b"in")).unwrap();
+    }
+    for (id, m, e) in [
+        (1u64, 1u32, 2u32),
+        (2, 1, 3),
+        (3, 1, 4),
+        (4, 2, 3),
+        (5, 2, 0),
+    ] {
+        store.put_result(&result(id, m, e)).unwrap();
+    }
+    for (a, m) in [(1u8, 1u32), (2, 1), (1, 2)] {
+        store.put_eval_key(&[a; 32], m, b"key").unwrap();
+    }
+    store.put_model(1, b"model").unwrap();
+    store.insert_job(&job(1, 1, 3)).unwrap();
+
+    assert_eq!(
+        store.client_data_count(1, 3).unwrap(),
+        ClientDataCount {
+            inputs: 3,
+            results: 2,
+            eval_keys: 2
+        }
+    );
+    // Keys kept when the model says so.
+    let kept = store.delete_client_data(1, 3, false).unwrap();
+    assert_eq!(
+        kept,
+        ClientDataCount {
+            inputs: 3,
+            results: 2,
+            eval_keys: 0
+        }
+    );
+    assert_eq!(store.client_data_count(1, 3).unwrap().eval_keys, 2);
+    let deleted = store.delete_client_data(1, 3, true).unwrap();
+    assert_eq!(
+        deleted,
+        ClientDataCount {
+            inputs: 0,
+            results: 0,
+            eval_keys: 2
+        }
+    );
+    assert_eq!(
+        store.client_data_count(1, 3).unwrap(),
+        ClientDataCount::default()
+    );
+
+    // Model 1's later epoch and everything of model 2 are untouched.
+    assert!(store.result(3).unwrap().is_some());
+    assert_eq!(store.client_data_count(1, 4).unwrap().results, 1);
+    assert_eq!(store.result(1).unwrap(), None);
+    assert_eq!(store.result(2).unwrap(), None);
+    assert!(store.result(4).unwrap().is_some());
+    assert!(store.result(5).unwrap().is_some());
+    assert!(store.input(2, &[1; 32]).unwrap().is_some());
+    assert!(store.eval_key(&[1; 32], 2).unwrap().is_some());
+    assert_eq!(
+        store.client_data_count(2, 3).unwrap(),
+        ClientDataCount {
+            inputs: 1,
+            results: 2,
+            eval_keys: 1
+        }
+    );
+    // Not client data: the model and the job metadata stay.
+    assert!(store.model(1).unwrap().is_some());
+    assert!(store.job(1).unwrap().is_some());
+}
+
+#[test]
+fn compaction_after_deletion_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&data(&dir)).unwrap();
+    let big = vec![0x5au8; 8 << 20];
+    store.put_eval_key(&[1; 32], 1, &big).unwrap();
+    let size = || fs::metadata(data(&dir).join(DB_FILE)).unwrap().len();
+    let before = size();
+    store.delete_client_data(1, 0, true).unwrap();
+    // Repeat: redb frees pages over more than one commit.
+    while store.compact().unwrap() {}
+    assert!(size() < before / 2, "{} !< {before}/2", size());
+    assert_eq!(store.eval_key(&[1; 32], 1).unwrap(), None);
+}
