@@ -86,9 +86,29 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
         worker.store.update_job(&job)?;
         return Ok(());
     }
+    if let Some(canonical) = job_for_request(&job, &request) {
+        // A re-org reused this request id for another request: answer the chain's, and never
+        // with a result computed for the old one.
+        tracing::warn!(
+            request = job.request_id,
+            "the chain's request differs from the queued job (re-org): refreshed"
+        );
+        worker.store.discard_unreleased_result(job.request_id)?;
+        job = canonical;
+        worker.store.update_job(&job)?;
+    }
     let Some(model_info) = read::model(&at, job.model_id).await? else {
         return Ok(());
     };
+    // Never answer with weights other than the ones the chain commits to (e.g. a retrain this
+    // worker has not swapped in yet): refuse, drop the cached model, retry later.
+    if model_info.epoch == job.epoch {
+        let loaded = worker.model(job.model_id)?;
+        if loaded.commitment != model_info.weights_commitment.0 {
+            worker.forget_model(job.model_id);
+            return Err(WorkerError::StaleModel(job.model_id));
+        }
+    }
     if model_info.epoch != job.epoch {
         // The epoch ended before we answered: the pallet no longer accepts a result.
         return answer(
@@ -120,6 +140,24 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
         }
     };
     answer(worker, job, verdict).await
+}
+
+/// The job the chain's `request` calls for, if it differs from `job` in anything the answer
+/// depends on (requester, model, epoch, input or evaluation-key commitment); `None` if `job`
+/// is the chain's request.
+pub fn job_for_request(job: &Job, request: &read::Request) -> Option<Job> {
+    let canonical = Job {
+        request_id: job.request_id,
+        model_id: request.model_id,
+        epoch: request.epoch,
+        requester: request.requester.0,
+        input_commitment: request.input_commitment.0,
+        eval_key_commitment: request.eval_key_commitment.map(|h| h.0),
+        seen_at_block: job.seen_at_block,
+        state: job.state.clone(),
+        attempts: job.attempts,
+    };
+    (canonical != *job).then_some(canonical)
 }
 
 /// What privacy the chain's record of the model asks of each answer.
@@ -285,6 +323,14 @@ fn result(job: &Job, bytes: Vec<u8>) -> Verdict {
 /// Submits the verdict and records the job as submitted.
 async fn answer(worker: &Arc<Worker>, mut job: Job, verdict: Verdict) -> Result<(), WorkerError> {
     let id = job.request_id;
+    // Checked again just before signing: evaluation takes time and the chain moves.
+    let at = worker.at_best().await?;
+    match read::request(&at, id).await? {
+        Some(r) if job_for_request(&job, &r).is_none() => {}
+        _ => {
+            return Err(WorkerError::StaleJob(id));
+        }
+    }
     let (outcome, rejected) = match &verdict {
         Verdict::Result(_) => ("completed".to_string(), None),
         Verdict::Reject(r, why) => (format!("rejected_{r:?}"), Some(format!("{r:?}: {why}"))),
@@ -351,4 +397,66 @@ async fn submit<C: subxt::transactions::Payload>(
     // Holding the lock across inclusion keeps nonces sequential; inclusion takes one block.
     let _guard = worker.submit_lock.lock().await;
     chain::submit(&worker.client, call, &worker.signer, Wait::InBlock).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::read::Request;
+    use subxt::utils::{AccountId32, H256};
+
+    fn request() -> Request {
+        Request {
+            model_id: 3,
+            epoch: 2,
+            lineage: 0,
+            requester: AccountId32([7; 32]),
+            worker: AccountId32([9; 32]),
+            input_commitment: H256([1; 32]),
+            eval_key_commitment: None,
+            submitted_at: 10,
+            deadline: 110,
+            privacy_charged: 1_000_000,
+            fee: 0,
+            status: RequestStatus::Pending,
+        }
+    }
+
+    fn job() -> Job {
+        Job {
+            request_id: 42,
+            model_id: 3,
+            epoch: 2,
+            requester: [7; 32],
+            input_commitment: [1; 32],
+            eval_key_commitment: None,
+            seen_at_block: 10,
+            state: JobState::Queued,
+            attempts: 0,
+        }
+    }
+
+    /// A re-org that reuses a request id for another account's, input's or epoch's request
+    /// must not be answered with the first fork's job (or its stored result).
+    #[test]
+    fn a_job_that_differs_from_the_chains_request_is_replaced() {
+        assert_eq!(job_for_request(&job(), &request()), None);
+        let mut other = request();
+        other.requester = AccountId32([8; 32]);
+        other.input_commitment = H256([2; 32]);
+        let fresh = job_for_request(&job(), &other).expect("differs");
+        assert_eq!(
+            (fresh.request_id, fresh.requester, fresh.input_commitment),
+            (42, [8; 32], [2; 32])
+        );
+        for change in [
+            |r: &mut Request| r.epoch = 3,
+            |r: &mut Request| r.model_id = 4,
+            |r: &mut Request| r.eval_key_commitment = Some(H256([5; 32])),
+        ] {
+            let mut r = request();
+            change(&mut r);
+            assert!(job_for_request(&job(), &r).is_some());
+        }
+    }
 }

@@ -119,6 +119,10 @@ pub enum WorkerError {
     Fhe(#[from] smidl_fhe::FheError),
     #[error("background task failed: {0}")]
     Join(String),
+    #[error("model {0}: the loaded weights are not the ones the chain commits to; not answering")]
+    StaleModel(u32),
+    #[error("request {0} on chain no longer matches the evaluated job (re-org); not submitting")]
+    StaleJob(u64),
 }
 
 /// Prepared evaluation keys kept in memory (each is tens of MB for networks).
@@ -210,6 +214,11 @@ impl Worker {
             m.insert(model_id, loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// Drops the cached model, so the next use reloads it from the store.
+    pub fn forget_model(&self, model_id: u32) {
+        self.models.write().map(|mut m| m.remove(&model_id)).ok();
     }
 
     pub fn installed_models(&self) -> Result<Vec<u32>, WorkerError> {

@@ -42,7 +42,6 @@ impl Store {
         })
     }
 
-    // ---- Evaluation keys ----
 
     /// Stores (replacing) `account`'s evaluation key for `model_id`; returns its BLAKE2b-256
     /// commitment, which is what the chain records.
@@ -102,7 +101,6 @@ impl Store {
         Ok(Some((commitment, std::mem::take(&mut *plain))))
     }
 
-    // ---- Inputs ----
 
     /// Stores (replacing) an uploaded input under the commitment the client claims for it; the
     /// claim is checked against the chain's commitment when the job runs, not here.
@@ -141,9 +139,28 @@ impl Store {
             .transpose()
     }
 
-    // ---- Results ----
 
     /// Stores (replacing) the result of `result.request_id`.
+/// Removes the stored result of `request_id` unless it was released (a released result
+    /// answered a final completion, which no re-org can undo). Returns whether one was removed.
+    pub fn discard_unreleased_result(&self, request_id: u64) -> Result<bool, StoreError> {
+        if self.result(request_id)?.is_none_or(|r| r.released) {
+            return Ok(false);
+        }
+        self.write(|txn| {
+            let mut results = txn.open_table(RESULTS)?;
+            let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
+            let old = results.remove(request_id)?.map(|v| {
+                let (m, e, _) = v.value();
+                (m, e)
+            });
+            if let Some((m, e)) = old {
+                index.remove((m, e, request_id))?;
+            }
+            Ok(true)
+        })
+    }
+
     pub fn put_result(&self, result: &StoredResult) -> Result<(), StoreError> {
         let (id, model, epoch) = (result.request_id, result.model_id, result.epoch);
         let sealed = self
@@ -201,5 +218,4 @@ impl Store {
         Ok(Some(result))
     }
 
-    // ---- Jobs ----
 }

@@ -16,5 +16,4 @@ impl Store {
         })
     }
 
-    // ---- Replay protection ----
 }

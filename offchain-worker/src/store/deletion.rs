@@ -11,7 +11,6 @@ impl Store {
         Ok(db.compact()?)
     }
 
-    // ---- Models ----
 
     /// Deletes, in one write transaction, every stored input of `model_id`, every result of
     /// `model_id` with epoch <= `epoch` and, if `eval_keys`, every evaluation key of `model_id`;
@@ -81,7 +80,6 @@ impl Store {
         })
     }
 
-    // ---- Epoch-limit progress ----
 
     pub fn limit_stage(&self, model_id: u32, epoch: u32) -> Result<Option<LimitStage>, StoreError> {
         self.read(|txn| {

@@ -33,5 +33,4 @@ impl Store {
         })
     }
 
-    // ---- Controlled deletion ----
 }
