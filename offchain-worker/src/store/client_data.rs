@@ -42,7 +42,6 @@ impl Store {
         })
     }
 
-
     /// Stores (replacing) `account`'s evaluation key for `model_id`; returns its BLAKE2b-256
     /// commitment, which is what the chain records.
     pub fn put_eval_key(
@@ -101,7 +100,6 @@ impl Store {
         Ok(Some((commitment, std::mem::take(&mut *plain))))
     }
 
-
     /// Stores (replacing) an uploaded input under the commitment the client claims for it; the
     /// claim is checked against the chain's commitment when the job runs, not here.
     pub fn put_input(
@@ -139,9 +137,7 @@ impl Store {
             .transpose()
     }
 
-
-    /// Stores (replacing) the result of `result.request_id`.
-/// Removes the stored result of `request_id` unless it was released (a released result
+    /// Removes the stored result of `request_id` unless it was released (a released result
     /// answered a final completion, which no re-org can undo). Returns whether one was removed.
     pub fn discard_unreleased_result(&self, request_id: u64) -> Result<bool, StoreError> {
         if self.result(request_id)?.is_none_or(|r| r.released) {
@@ -161,6 +157,7 @@ impl Store {
         })
     }
 
+    /// Stores (replacing) the result of `result.request_id`.
     pub fn put_result(&self, result: &StoredResult) -> Result<(), StoreError> {
         let (id, model, epoch) = (result.request_id, result.model_id, result.epoch);
         let sealed = self
@@ -217,5 +214,4 @@ impl Store {
                 .open_record("result", &result_aad(request_id, model, epoch), &sealed)?;
         Ok(Some(result))
     }
-
 }

@@ -15,5 +15,4 @@ impl Store {
             Ok(())
         })
     }
-
 }

@@ -11,7 +11,6 @@ impl Store {
         Ok(db.compact()?)
     }
 
-
     /// Deletes, in one write transaction, every stored input of `model_id`, every result of
     /// `model_id` with epoch <= `epoch` and, if `eval_keys`, every evaluation key of `model_id`;
     /// returns what was deleted.
@@ -79,7 +78,6 @@ impl Store {
             })
         })
     }
-
 
     pub fn limit_stage(&self, model_id: u32, epoch: u32) -> Result<Option<LimitStage>, StoreError> {
         self.read(|txn| {

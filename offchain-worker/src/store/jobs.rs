@@ -69,5 +69,4 @@ impl Store {
             Ok(out)
         })
     }
-
 }

@@ -32,5 +32,4 @@ impl Store {
             Ok(true)
         })
     }
-
 }
