@@ -3,26 +3,6 @@
 //! alone would have let it through, so it keeps attacking the path the lineage protects.
 
 use super::*;
-use frame_support::traits::fungible::Mutate;
-
-/// A policy where K and the idle timeout never stop the attacker, only budgets do.
-fn roomy() -> Policy<u64, u64> {
-    Policy {
-        max_queries_per_epoch: 1_000,
-        idle_timeout: 1_000,
-        fee_per_query: 0,
-        ..policy()
-    }
-}
-
-/// Fresh funded accounts, as free to create as Sybils are.
-fn sybils(n: u64) -> Vec<u64> {
-    (1_000..1_000 + n)
-        .inspect(|a| {
-            Balances::set_balance(a, INITIAL_BALANCE);
-        })
-        .collect()
-}
 
 /// Every account asks until refused; returns the queries granted and the refusals.
 fn drain(id: ModelId, accounts: &[u64]) -> (u64, Vec<(u64, DispatchError)>) {

@@ -11,13 +11,36 @@ mod prop;
 use crate::{mock::*, privacy::PRIVACY_SCALE, *};
 use frame_support::{
     assert_noop, assert_ok,
-    traits::{fungible::InspectHold, Hooks},
+    traits::{
+        fungible::{InspectHold, Mutate},
+        Hooks,
+    },
     BoundedVec,
 };
 use sp_core::H256;
 use sp_runtime::{BuildStorage, DispatchError, DispatchResult};
 
 type Err = Error<Test>;
+
+/// A policy where K and the idle timeout never stop the attacker, only the privacy rules
+/// (budgets, answer limits) do.
+fn roomy() -> Policy<u64, u64> {
+    Policy {
+        max_queries_per_epoch: 1_000,
+        idle_timeout: 1_000,
+        fee_per_query: 0,
+        ..policy()
+    }
+}
+
+/// Fresh funded accounts, as free to create as Sybils are.
+fn sybils(n: u64) -> Vec<u64> {
+    (1_000..1_000 + n)
+        .inspect(|a| {
+            Balances::set_balance(a, INITIAL_BALANCE);
+        })
+        .collect()
+}
 
 fn h(n: u8) -> H256 {
     H256::repeat_byte(n)
@@ -38,6 +61,10 @@ fn register_with(p: Policy<u64, u64>) -> ModelId {
 }
 
 fn register_on(p: Policy<u64, u64>, lineage: LineageChoice) -> ModelId {
+    register_mode(p, lineage, PrivacyMode::PerQuery)
+}
+
+fn register_mode(p: Policy<u64, u64>, lineage: LineageChoice, mode: PrivacyMode) -> ModelId {
     let id = NextModelId::<Test>::get();
     assert_ok!(SecureInference::register_model(
         RuntimeOrigin::signed(OWNER),
@@ -46,7 +73,7 @@ fn register_on(p: Policy<u64, u64>, lineage: LineageChoice) -> ModelId {
         h(2),
         p,
         lineage,
-        PrivacyMode::PerQuery
+        mode
     ));
     id
 }

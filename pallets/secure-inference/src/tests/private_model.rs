@@ -3,7 +3,6 @@
 //! against many accounts, resets and refunds.
 
 use super::*;
-use frame_support::traits::fungible::Mutate;
 
 /// Training ε of the private models below.
 const TRAIN_EPS: u64 = 3 * PRIVACY_SCALE;
@@ -14,30 +13,6 @@ fn private(per_account: u32, per_generation: u32) -> PrivacyMode {
         answers_per_account: per_account,
         answers_per_generation: per_generation,
     }
-}
-
-/// K large enough that only the privacy rules stop anyone.
-fn roomy() -> Policy<u64, u64> {
-    Policy {
-        max_queries_per_epoch: 1_000,
-        idle_timeout: 1_000,
-        fee_per_query: 0,
-        ..policy()
-    }
-}
-
-fn register_private(p: Policy<u64, u64>, mode: PrivacyMode, lineage: LineageChoice) -> ModelId {
-    let id = NextModelId::<Test>::get();
-    assert_ok!(SecureInference::register_model(
-        RuntimeOrigin::signed(OWNER),
-        workers(&[WORKER]),
-        h(1),
-        h(2),
-        p,
-        lineage,
-        mode
-    ));
-    id
 }
 
 fn retrain_as(id: ModelId, w: u8, lineage: LineageChoice, mode: PrivacyMode) -> DispatchResult {
@@ -52,18 +27,10 @@ fn answer(request: RequestId) {
     ));
 }
 
-fn sybils(n: u64) -> Vec<u64> {
-    (2_000..2_000 + n)
-        .inspect(|a| {
-            Balances::set_balance(a, INITIAL_BALANCE);
-        })
-        .collect()
-}
-
 #[test]
 fn a_private_model_is_charged_once_and_never_per_query() {
     test(|| {
-        let id = register_private(roomy(), private(50, 500), new_lineage());
+        let id = register_mode(roomy(), new_lineage(), private(50, 500));
         assert_eq!(lineage(id).spent, TRAIN_EPS);
         assert_eq!(model(id).training_cost, TRAIN_EPS);
         assert!(events().contains(&Event::TrainingCharged {
@@ -95,8 +62,8 @@ fn a_private_model_is_charged_once_and_never_per_query() {
 fn a_per_query_model_still_charges_every_request() {
     test(|| {
         // Same lineage, one model of each mode: only the per-query model's requests spend.
-        let private_id = register_private(roomy(), private(50, 500), new_lineage());
-        let per_query = register_private(roomy(), PrivacyMode::PerQuery, LineageChoice::Join(0));
+        let private_id = register_mode(roomy(), new_lineage(), private(50, 500));
+        let per_query = register_mode(roomy(), LineageChoice::Join(0), PrivacyMode::PerQuery);
         let cost = model(per_query).cost_per_query;
         assert_eq!(model(per_query).training_cost, 0);
         for n in 1..=3u64 {
@@ -117,7 +84,7 @@ fn new_weights_are_charged_again_and_resets_are_free() {
     test(|| {
         let mut p = roomy();
         p.max_queries_per_epoch = 2;
-        let id = register_private(p, private(10, 100), new_lineage());
+        let id = register_mode(p, new_lineage(), private(10, 100));
         request(ALICE, id);
         request(BOB, id);
         // A reset keeps the weights: nothing to charge.
@@ -249,7 +216,7 @@ fn zcdp_training_is_charged_in_rho() {
         let mut p = roomy();
         p.accounting = Accounting::Zcdp { delta_exponent: 5 };
         p.account_epsilon_budget = 5 * PRIVACY_SCALE;
-        let id = register_private(p, private(5, 50), new_lineage());
+        let id = register_mode(p, new_lineage(), private(5, 50));
         let rho = privacy::rho_budget(TRAIN_EPS, 5).unwrap();
         assert_eq!(model(id).training_cost, rho);
         assert_eq!(lineage(id).spent, rho);
@@ -272,7 +239,7 @@ fn answer_limits_bound_a_coalition_across_resets() {
         let mut p = roomy();
         p.max_queries_per_epoch = 4;
         // d + 1 = 31 score answers extract a 30-feature LR: 5 per account, 12 in all.
-        let id = register_private(p, private(5, 12), new_lineage());
+        let id = register_mode(p, new_lineage(), private(5, 12));
         let accounts = sybils(8);
         let per_account_total: u32 = 5 * accounts.len() as u32;
         assert!(per_account_total >= 31, "the attack needs the coalition");
@@ -321,7 +288,7 @@ fn answer_limits_bound_a_coalition_across_resets() {
 #[test]
 fn an_unanswered_request_returns_its_answer_allowance() {
     test(|| {
-        let id = register_private(roomy(), private(2, 10), new_lineage());
+        let id = register_mode(roomy(), new_lineage(), private(2, 10));
         let r1 = request(ALICE, id);
         let r2 = request(ALICE, id);
         assert_noop!(
@@ -358,7 +325,7 @@ fn a_worker_cannot_change_the_privacy_mode() {
     test(|| {
         let mut p = roomy();
         p.max_queries_per_epoch = 1;
-        let id = register_private(p, PrivacyMode::PerQuery, new_lineage());
+        let id = register_mode(p, new_lineage(), PrivacyMode::PerQuery);
         request(ALICE, id);
         let auth = RetrainAuthorisation {
             weights_commitment: h(5),
