@@ -75,19 +75,29 @@ mod tests {
         let d = release_dataset(&r, &ds).unwrap();
         assert_eq!(d.train_x.len(), ds.train_x.len());
         assert_eq!(d.test_x, ds.test_x);
-        // Quasi-identifiers are generalised: the raw (age, pregnant, mass) tuples mostly do not
-        // appear among the training rows; the other columns are untouched (same multiset of
-        // glucose values).
-        let age = ds.feature_names.iter().position(|c| c == "age").unwrap();
-        let raw: std::collections::HashSet<u64> =
-            ds.train_x.iter().map(|x| x[age].to_bits()).collect();
-        let mid: std::collections::HashSet<u64> =
-            d.train_x.iter().map(|x| x[age].to_bits()).collect();
+        // Quasi-identifiers are generalised: the (age, pregnant, mass) tuples collapse to one
+        // per class (at most n/k), far fewer than the raw rows' distinct tuples; the other
+        // columns are untouched (same multiset of glucose values).
+        let cols: Vec<usize> = ["age", "pregnant", "mass"]
+            .iter()
+            .map(|q| ds.feature_names.iter().position(|c| c == q).unwrap())
+            .collect();
+        let tuples = |xs: &[Vec<f64>]| -> std::collections::HashSet<Vec<u64>> {
+            xs.iter()
+                .map(|x| cols.iter().map(|&j| x[j].to_bits()).collect())
+                .collect()
+        };
+        let (raw, mid) = (tuples(&ds.train_x), tuples(&d.train_x));
         assert!(
-            mid.len() < raw.len(),
-            "{} distinct ages vs {}",
-            mid.len(),
-            raw.len()
+            mid.len() <= ds.train_x.len() / 10,
+            "{} release tuples",
+            mid.len()
+        );
+        assert!(
+            raw.len() > 4 * mid.len(),
+            "{} raw vs {}",
+            raw.len(),
+            mid.len()
         );
         let g = ds
             .feature_names
