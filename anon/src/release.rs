@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::mondrian::resolve;
-use crate::table::{check_names, parse_label, parse_number, Table, MAX_CSV_BYTES, MAX_LABELS};
+use crate::table::{check_names, parse_label, parse_number, split_csv, Table, MAX_LABELS};
 use crate::{AnonError, Result};
 
 /// One released cell.
@@ -152,16 +152,7 @@ impl Release {
     /// Parse a release, given the quasi-identifiers the chain records for it. Every
     /// quasi-identifier cell must be a range `lo~hi` with lo ≤ hi; every other cell a number.
     pub fn from_csv(text: &str, quasi_identifiers: &[String]) -> Result<Self> {
-        if text.len() > MAX_CSV_BYTES {
-            return Err(AnonError::TooLarge(text.len(), MAX_CSV_BYTES));
-        }
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines
-            .next()
-            .ok_or_else(|| AnonError::Csv("empty release".into()))?
-            .split(',')
-            .map(str::trim)
-            .collect();
+        let (header, lines) = split_csv(text)?;
         if header.len() < 2 {
             return Err(AnonError::Csv(
                 "expected columns: features..., label".into(),
@@ -178,16 +169,7 @@ impl Release {
             rows: Vec::new(),
             labels: Vec::new(),
         };
-        for (i, line) in lines.enumerate() {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cells.len() != header.len() {
-                return Err(AnonError::Csv(format!(
-                    "row {}: {} cells, expected {}",
-                    i + 2,
-                    cells.len(),
-                    header.len()
-                )));
-            }
+        for (i, cells) in lines.into_iter().enumerate() {
             let here = |j: usize, e: String| {
                 AnonError::Csv(format!("row {}, column {}: {e}", i + 2, j + 1))
             };

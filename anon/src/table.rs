@@ -24,28 +24,13 @@ impl Table {
     /// Parse `features..., label[, split]`. With a `split` column, `keep` selects the rows
     /// whose split equals it (`None` keeps every row); the column itself is dropped.
     pub fn from_csv(text: &str, keep: Option<&str>) -> Result<Self> {
-        if text.len() > MAX_CSV_BYTES {
-            return Err(AnonError::TooLarge(text.len(), MAX_CSV_BYTES));
-        }
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines
-            .next()
-            .ok_or_else(|| AnonError::Csv("empty file".into()))?
-            .split(',')
-            .map(str::trim)
-            .collect();
+        let (header, lines) = split_csv(text)?;
         let has_split = header.last() == Some(&"split");
         let width = header.len() - usize::from(has_split);
         if width < 2 {
             return Err(AnonError::Csv(
                 "expected columns: features..., label[, split]".into(),
             ));
-        }
-        if header.len() > MAX_COLUMNS {
-            return Err(AnonError::Csv(format!(
-                "{} columns is too many",
-                header.len()
-            )));
         }
         if keep.is_some() && !has_split {
             return Err(AnonError::Csv("no split column to select rows by".into()));
@@ -59,16 +44,7 @@ impl Table {
             rows: Vec::new(),
             labels: Vec::new(),
         };
-        for (i, line) in lines.enumerate() {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cells.len() != header.len() {
-                return Err(AnonError::Csv(format!(
-                    "row {}: {} cells, expected {}",
-                    i + 2,
-                    cells.len(),
-                    header.len()
-                )));
-            }
+        for (i, cells) in lines.into_iter().enumerate() {
             if let (Some(want), true) = (keep, has_split) {
                 if cells[width] != want {
                     continue;
@@ -157,6 +133,44 @@ impl Table {
         }
         n
     }
+}
+
+/// The header's cells and every non-empty row's cells (trimmed), after the size limits and the
+/// one-width check every layout shares.
+pub(crate) fn split_csv(text: &str) -> Result<(Vec<&str>, Vec<Vec<&str>>)> {
+    if text.len() > MAX_CSV_BYTES {
+        return Err(AnonError::TooLarge(text.len(), MAX_CSV_BYTES));
+    }
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| AnonError::Csv("empty file".into()))?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    if header.len() > MAX_COLUMNS {
+        return Err(AnonError::Csv(format!(
+            "{} columns is too many",
+            header.len()
+        )));
+    }
+    let rows = lines
+        .enumerate()
+        .map(|(i, line)| {
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            if cells.len() == header.len() {
+                Ok(cells)
+            } else {
+                Err(AnonError::Csv(format!(
+                    "row {}: {} cells, expected {}",
+                    i + 2,
+                    cells.len(),
+                    header.len()
+                )))
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok((header, rows))
 }
 
 pub(crate) fn check_names(columns: &[String]) -> Result<()> {
