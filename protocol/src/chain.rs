@@ -228,15 +228,29 @@ pub async fn submit<C: Payload>(
         .at_current_block()
         .await
         .map_err(rpc("reading the current block"))?;
-    let nonce = client.next_nonce(&account_of(signer)).await?;
-    let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
-        .nonce(nonce)
-        .build();
-    let mut progress = at
-        .transactions()
-        .sign_and_submit_then_watch(call, signer, params)
-        .await
-        .map_err(|e| ChainError::Invalid(e.to_string()))?;
+    let mut attempt = 0;
+    let mut progress = loop {
+        let nonce = client.next_nonce(&account_of(signer)).await?;
+        let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
+            .nonce(nonce)
+            .build();
+        match at
+            .transactions()
+            .sign_and_submit_then_watch(call, signer, params)
+            .await
+        {
+            Ok(progress) => break progress,
+            // Another process signing for the same account (the provider's CLI next to its
+            // worker) took this nonce between our read and our submission. The pool refused
+            // ours, so nothing was sent twice: read the nonce again and resubmit, a bounded
+            // number of times.
+            Err(e) if is_nonce_collision(&e.to_string()) && attempt < NONCE_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(300 * attempt as u64)).await;
+            }
+            Err(e) => return Err(ChainError::Invalid(e.to_string())),
+        }
+    };
     loop {
         let Some(status) = progress.next().await else {
             return Err(ChainError::Dropped(
@@ -270,6 +284,20 @@ pub async fn submit<C: Payload>(
             events,
         });
     }
+}
+
+/// How often [`submit`] re-reads the nonce after losing it to a concurrent signer.
+const NONCE_RETRIES: u32 = 5;
+
+/// Whether the pool refused a submission because its nonce was already taken: by a pooled
+/// transaction of higher priority (RPC error 1014) or by one already included ("outdated",
+/// 1010 with `Stale`). Only these are safe to resubmit with a fresh nonce: the refused
+/// transaction never entered the pool.
+fn is_nonce_collision(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("priority is too low")
+        || m.contains("priority of the transaction is too low")
+        || m.contains("transaction is outdated")
 }
 
 fn dispatch_error(e: subxt::error::TransactionEventsError) -> ChainError {
@@ -430,6 +458,27 @@ pub fn blake2_256(bytes: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pool's refusals as the node words them: only a lost nonce is retried; a refusal for
+    /// fees, signature or validity must reach the caller on the first attempt.
+    #[test]
+    fn only_nonce_collisions_are_retried() {
+        for lost in [
+            "The priority of the transaction is too low (pool 4027 > current 2352)",
+            "RPC error: 1014: Priority is too low: (4027 vs 2352)",
+            "Invalid Transaction (1010): Transaction is outdated",
+        ] {
+            assert!(is_nonce_collision(lost), "{lost}");
+        }
+        for other in [
+            "Invalid Transaction (1010): Inability to pay some fees (e.g. account balance too low)",
+            "Invalid Transaction (1010): Transaction has a bad signature",
+            "Invalid Transaction (1010): Transaction would exhaust the block limits",
+            "Transaction Already Imported",
+        ] {
+            assert!(!is_nonce_collision(other), "{other}");
+        }
+    }
 
     /// The checked-in metadata the interface is compiled from must be the runtime's own;
     /// otherwise calls would be encoded for a runtime that no longer exists.
