@@ -15,6 +15,7 @@ pub mod accounting;
 pub mod fit;
 pub mod noise;
 pub mod plan;
+pub mod release;
 pub mod train;
 
 pub use accounting::{rho_micro_for_epsilon, Accounting};
