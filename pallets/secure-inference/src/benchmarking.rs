@@ -529,7 +529,9 @@ mod benchmarks {
         let id = model::<T>(&owner);
         aggregated::<T>(id, &owner);
         let c = contribution::<T>(id, 0);
-        let clinic = Contributions::<T>::get(c).expect("contribution").contributor;
+        let clinic = Contributions::<T>::get(c)
+            .expect("contribution")
+            .contributor;
         #[extrinsic_call]
         _(RawOrigin::Signed(clinic), c);
         assert!(!Contributions::<T>::contains_key(c));

@@ -58,9 +58,7 @@ impl<T: Config> Pallet<T> {
             Error::<T>::InvalidRowCount
         );
         let contribution_id = NextContributionId::<T>::get();
-        let next = contribution_id
-            .checked_add(1)
-            .ok_or(Error::<T>::Overflow)?;
+        let next = contribution_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
         let deposit =
             Self::hold_deposit(&who, HoldReason::DataDeposit, T::ContributionDeposit::get())?;
         Contributions::<T>::insert(
@@ -90,7 +88,10 @@ impl<T: Config> Pallet<T> {
 
     /// `withdraw_contribution`: the clinic removes an unreleased contribution and gets its
     /// deposit back.
-    pub(crate) fn do_withdraw(who: T::AccountId, contribution_id: ContributionId) -> DispatchResult {
+    pub(crate) fn do_withdraw(
+        who: T::AccountId,
+        contribution_id: ContributionId,
+    ) -> DispatchResult {
         let c = Contributions::<T>::get(contribution_id).ok_or(Error::<T>::ContributionNotFound)?;
         ensure!(c.contributor == who, Error::<T>::NotContributor);
         ensure!(c.release.is_none(), Error::<T>::ContributionReleased);
@@ -241,7 +242,10 @@ impl<T: Config> Pallet<T> {
     ) -> DispatchResult {
         Releases::<T>::try_mutate(release_id, |r| -> DispatchResult {
             let r = r.as_mut().ok_or(Error::<T>::DatasetNotReleased)?;
-            ensure!(r.used_by_generation.is_none(), Error::<T>::ReleaseAlreadyUsed);
+            ensure!(
+                r.used_by_generation.is_none(),
+                Error::<T>::ReleaseAlreadyUsed
+            );
             r.used_by_generation = Some(generation);
             Ok(())
         })?;

@@ -285,10 +285,7 @@ impl<T: Config> Pallet<T> {
                 !r.quasi_identifiers.is_empty(),
                 "release without quasi-identifiers"
             );
-            ensure!(
-                !r.contributions.is_empty(),
-                "release without contributions"
-            );
+            ensure!(!r.contributions.is_empty(), "release without contributions");
             let mut rows: u64 = 0;
             for (i, cid) in r.contributions.iter().enumerate() {
                 ensure!(

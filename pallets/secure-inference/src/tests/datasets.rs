@@ -5,7 +5,8 @@
 use super::*;
 use frame_support::traits::ConstU32;
 
-type QiNames = BoundedVec<BoundedVec<u8, ConstU32<MAX_QI_NAME_LEN>>, ConstU32<MAX_QUASI_IDENTIFIERS>>;
+type QiNames =
+    BoundedVec<BoundedVec<u8, ConstU32<MAX_QI_NAME_LEN>>, ConstU32<MAX_QUASI_IDENTIFIERS>>;
 
 fn fund(accounts: &[u64]) {
     for a in accounts {
@@ -245,7 +246,10 @@ fn a_release_trains_one_generation_only() {
         // The lineage choice is independent of the release: here the rows are new.
         assert_ok!(retrain(id, 8, 50, new_lineage()));
         assert_eq!(model(id).dataset_commitment, h(50));
-        assert_eq!(Releases::<Test>::get(r).unwrap().used_by_generation, Some(1));
+        assert_eq!(
+            Releases::<Test>::get(r).unwrap().used_by_generation,
+            Some(1)
+        );
         assert_eq!(
             last_event(),
             Event::ReleaseUsed {
@@ -337,10 +341,7 @@ fn removing_the_aggregator_is_public_and_restores_the_old_rules() {
             Err::NoAggregator
         );
         // Nobody may release the sealed batch now, and nobody new may contribute ...
-        assert_noop!(
-            Publish::of(id, h(50), &[c]).call(),
-            Err::NotAggregator
-        );
+        assert_noop!(Publish::of(id, h(50), &[c]).call(), Err::NotAggregator);
         assert_noop!(
             SecureInference::contribute_data(RuntimeOrigin::signed(CLINIC2), id, h(3), 10),
             Err::NoAggregator
@@ -364,11 +365,7 @@ fn the_provider_cannot_be_the_aggregator() {
         let id = register();
         for insider in [OWNER, WORKER] {
             assert_noop!(
-                SecureInference::set_aggregator(
-                    RuntimeOrigin::signed(OWNER),
-                    id,
-                    Some(insider)
-                ),
+                SecureInference::set_aggregator(RuntimeOrigin::signed(OWNER), id, Some(insider)),
                 Err::AggregatorNotIndependent
             );
         }
@@ -584,16 +581,10 @@ fn only_the_current_aggregator_publishes() {
             };
             assert_noop!(p.call(), Err::NotAggregator);
         }
-        assert_noop!(
-            Publish::of(9, h(50), &[c]).call(),
-            Err::ModelNotFound
-        );
+        assert_noop!(Publish::of(9, h(50), &[c]).call(), Err::ModelNotFound);
         // A model without aggregator has nobody to publish.
         let open = register();
-        assert_noop!(
-            Publish::of(open, h(50), &[c]).call(),
-            Err::NotAggregator
-        );
+        assert_noop!(Publish::of(open, h(50), &[c]).call(), Err::NotAggregator);
         check();
     });
 }
@@ -624,7 +615,10 @@ fn publish_refuses_contributions_it_may_not_release() {
             Publish::of(id, h(51), &[fresh, mine]).call(),
             Err::ContributionReleased
         );
-        assert_eq!(Releases::<Test>::get(r).unwrap().contributions.to_vec(), vec![mine]);
+        assert_eq!(
+            Releases::<Test>::get(r).unwrap().contributions.to_vec(),
+            vec![mine]
+        );
 
         // Sealed to another aggregator: the owner moves the model to AGGREGATOR2, which
         // cannot release what was sealed to AGGREGATOR (nor can AGGREGATOR any more).
@@ -634,16 +628,16 @@ fn publish_refuses_contributions_it_may_not_release() {
             Some(AGGREGATOR2)
         ));
         let new = contribute(CLINIC, id, 10);
-        assert_eq!(Contributions::<Test>::get(new).unwrap().aggregator, AGGREGATOR2);
+        assert_eq!(
+            Contributions::<Test>::get(new).unwrap().aggregator,
+            AGGREGATOR2
+        );
         let by2 = |cs: &[ContributionId]| Publish {
             by: AGGREGATOR2,
             ..Publish::of(id, h(52), cs)
         };
         assert_noop!(by2(&[new, fresh]).call(), Err::ContributionNotUsable);
-        assert_noop!(
-            Publish::of(id, h(52), &[fresh]).call(),
-            Err::NotAggregator
-        );
+        assert_noop!(Publish::of(id, h(52), &[fresh]).call(), Err::NotAggregator);
         by2(&[new]).ok();
         check();
     });
@@ -750,16 +744,10 @@ fn publish_refuses_a_commitment_twice_and_an_unpaid_deposit() {
         let id = aggregated();
         released(id, h(50));
         let c = contribute(CLINIC2, id, 10);
-        assert_noop!(
-            Publish::of(id, h(50), &[c]).call(),
-            Err::ReleaseExists
-        );
+        assert_noop!(Publish::of(id, h(50), &[c]).call(), Err::ReleaseExists);
         // Even once the first one trained a generation.
         assert_ok!(retrain(id, 8, 50, LineageChoice::Continue));
-        assert_noop!(
-            Publish::of(id, h(50), &[c]).call(),
-            Err::ReleaseExists
-        );
+        assert_noop!(Publish::of(id, h(50), &[c]).call(), Err::ReleaseExists);
         // The same commitment on another model is another release; an aggregator that cannot
         // pay the deposit publishes nothing.
         let other = register();
@@ -789,10 +777,7 @@ fn publish_on_a_retired_model_is_refused() {
             RuntimeOrigin::signed(OWNER),
             id
         ));
-        assert_noop!(
-            Publish::of(id, h(50), &[c]).call(),
-            Err::ModelRetired
-        );
+        assert_noop!(Publish::of(id, h(50), &[c]).call(), Err::ModelRetired);
         // The clinic takes its records back.
         assert_ok!(SecureInference::withdraw_contribution(
             RuntimeOrigin::signed(CLINIC),
