@@ -12,7 +12,9 @@
 //! * [`demo`]: the main job.
 
 pub mod audit;
+pub mod clinics;
 pub mod ctx;
+pub mod data;
 pub mod demo;
 pub mod devnet;
 pub mod infer;

@@ -99,14 +99,93 @@ enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Clinical data contributions and their k-anonymous, l-diverse release.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// The whole system on a temporary dev chain, in one command.
     Demo {
+        /// Instead: three clinics contribute diabetes records, an aggregator publishes a
+        /// k-anonymous release, the provider retrains on it, Bob gets an encrypted prediction.
+        #[arg(long)]
+        clinics: bool,
         /// What the worker does at the end of an epoch.
         #[arg(long, default_value = "reset")]
         on_limit: LimitAction,
         /// Queries per client account (K is twice this).
         #[arg(long, default_value_t = 3)]
         queries: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Aggregator: generate an X25519 sealing key (0600 file) and publish its public half
+    /// on chain for this account.
+    Keygen {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Owner: name the independent aggregator of a model (neither you nor a worker). From then
+    /// on the model is retrained only on its published releases.
+    SetAggregator {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        /// The aggregator's account (SS58).
+        #[arg(long)]
+        aggregator: String,
+    },
+    /// Clinic: seal records (CSV: features…, label) to the model's aggregator, write the
+    /// sealed file, record its commitment and row count on chain.
+    Contribute {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        #[arg(long)]
+        csv: PathBuf,
+        /// Where the sealed batch goes (hand it to the aggregator).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Aggregator: open the sealed batches, anonymise their union (Mondrian, k-anonymous,
+    /// l-diverse), write the release and publish its record on chain.
+    Anonymize {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        model: u32,
+        /// The sealing key from `smidl data keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// A contribution as ID=FILE (repeat).
+        #[arg(long = "contribution", required = true)]
+        contributions: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 2)]
+        l: usize,
+        /// Quasi-identifier columns.
+        #[arg(long, value_delimiter = ',', required = true)]
+        qi: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Anyone: check a release file against its on-chain record (commitment, k, l,
+    /// quasi-identifiers, rows).
+    Verify {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        release: PathBuf,
+        /// The release's opening (salt), from the aggregator.
+        #[arg(long)]
+        opening: PathBuf,
     },
 }
 
@@ -236,9 +315,18 @@ enum ModelCommand {
         conn: Conn,
         #[arg(long)]
         model: u32,
-        /// Training data; the embedded breast-cancer set by default.
+        /// Training data; the embedded breast-cancer set by default. With --release only
+        /// its test rows are used (held out, for the accuracy shown).
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Train on this k-anonymous release (from `smidl data anonymize`), checked against
+        /// its on-chain record; needs --release-opening. Required for a model with an
+        /// aggregator.
+        #[arg(long, requires = "release_opening")]
+        release: Option<PathBuf>,
+        /// The release's opening (its commitment's salt), from the aggregator.
+        #[arg(long)]
+        release_opening: Option<PathBuf>,
         #[command(flatten)]
         privacy: PrivacyOpts,
         /// The rows are genuinely new: open a lineage with this total ε. Without it (and
@@ -347,6 +435,8 @@ async fn run(cli: Cli) -> Result<()> {
                 conn,
                 model,
                 csv,
+                release,
+                release_opening,
                 privacy,
                 new_lineage_budget,
                 join_lineage,
@@ -367,6 +457,14 @@ async fn run(cli: Cli) -> Result<()> {
                         model_id: model,
                         source: privacy.lr_source(),
                         csv,
+                        release: match (release, release_opening) {
+                            (Some(r), Some(o)) => Some(retrain::ReleaseInput {
+                                csv: std::fs::read(&r)
+                                    .with_context(|| format!("reading {}", r.display()))?,
+                                opening: smidl_cli::data::ReleaseOpening::read(&o)?,
+                            }),
+                            _ => None,
+                        },
                         lineage,
                         privacy: privacy.to_arg(),
                         label_answers: privacy.label_answers,
@@ -622,13 +720,132 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { on_limit, queries } => {
+        Command::Data { command } => data_command(command).await,
+        Command::Demo {
+            clinics: true,
+            ..
+        } => smidl_cli::clinics::run(console::user_attended()).await,
+        Command::Demo {
+            on_limit, queries, ..
+        } => {
             let cfg = demo::DemoConfig {
                 on_limit,
                 queries_per_account: queries.max(1),
                 ..Default::default()
             };
             demo::run(cfg, console::user_attended()).await
+        }
+    }
+}
+
+async fn data_command(command: DataCommand) -> Result<()> {
+    use smidl_cli::data;
+    match command {
+        DataCommand::Keygen { conn, out } => {
+            let public = data::keygen(&conn.context().await?, &out).await?;
+            println!(
+                "sealing key written to {} (keep it secret); public key 0x{} published on chain",
+                out.display(),
+                hex::encode(public)
+            );
+            Ok(())
+        }
+        DataCommand::SetAggregator {
+            conn,
+            model,
+            aggregator,
+        } => {
+            let who: subxt::utils::AccountId32 = aggregator
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{aggregator}: not an SS58 account ({e:?})"))?;
+            data::set_aggregator(&conn.context().await?, model, who).await?;
+            println!("model {model}: aggregator {aggregator}; retrains now need a published release");
+            Ok(())
+        }
+        DataCommand::Contribute {
+            conn,
+            model,
+            csv,
+            out,
+        } => {
+            let bytes = std::fs::read(&csv).with_context(|| format!("reading {}", csv.display()))?;
+            let c = data::contribute(&conn.context().await?, model, &bytes, &out).await?;
+            println!(
+                "contribution #{}: {} rows sealed to {} in {}; commitment 0x{} on chain",
+                c.contribution_id,
+                c.rows,
+                c.aggregator,
+                out.display(),
+                hex::encode(c.commitment)
+            );
+            Ok(())
+        }
+        DataCommand::Anonymize {
+            conn,
+            model,
+            key,
+            contributions,
+            k,
+            l,
+            qi,
+            out,
+        } => {
+            let key = data::read_sealing_key(&key)?;
+            let batches = contributions
+                .iter()
+                .map(|c| {
+                    let (id, file) = c
+                        .split_once('=')
+                        .with_context(|| format!("{c:?}: expected ID=FILE"))?;
+                    let id: u64 = id.parse().with_context(|| format!("{id:?} is not an id"))?;
+                    Ok((id, std::fs::read(file).with_context(|| format!("reading {file}"))?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let cfg = smidl_anon::AnonConfig {
+                k,
+                l,
+                quasi_identifiers: qi,
+            };
+            let p = data::anonymize(&conn.context().await?, model, &key, &batches, &cfg, &out).await?;
+            println!(
+                "release #{} of model {model}: {} rows in {} classes (smallest {}, ≥ {} labels each), NCP {:.3}\n  written to {}; commitment 0x{} on chain\n  opening (salt; give it to the provider with the file) {}",
+                p.release_id,
+                p.verified.rows,
+                p.verified.classes,
+                p.verified.min_class_size,
+                p.verified.min_distinct_labels,
+                p.ncp,
+                out.display(),
+                hex::encode(p.commitment),
+                p.opening.display()
+            );
+            Ok(())
+        }
+        DataCommand::Verify {
+            conn,
+            release,
+            opening,
+        } => {
+            let csv = std::fs::read(&release).with_context(|| format!("reading {}", release.display()))?;
+            let opening = data::ReleaseOpening::read(&opening)?;
+            let c = data::verify(&conn.context().await?, &csv, &opening).await?;
+            println!(
+                "release #{} matches its on-chain commitment; claim k = {}, l = {}, QIs {}: holds ({} rows, {} classes, smallest {}, fewest labels {}, largest label share {:.1} %){}",
+                opening.release_id,
+                c.k,
+                c.l,
+                c.quasi_identifiers.join(","),
+                c.verified.rows,
+                c.verified.classes,
+                c.verified.min_class_size,
+                c.verified.min_distinct_labels,
+                c.verified.max_label_share_permille as f64 / 10.0,
+                match c.used_by_generation {
+                    Some(g) => format!("; trained generation {g}"),
+                    None => String::new(),
+                }
+            );
+            Ok(())
         }
     }
 }

@@ -28,7 +28,11 @@ pub enum RetrainLineage {
 pub struct RetrainOptions {
     pub model_id: u32,
     pub source: Source,
+    /// Training data; with `release`, only its test rows are used (as the held-out rows).
     pub csv: Option<std::path::PathBuf>,
+    /// Train on this k-anonymous release (checked against its on-chain record first) instead
+    /// of the CSV's training rows: required for a model with an aggregator.
+    pub release: Option<ReleaseInput>,
     pub lineage: RetrainLineage,
     /// Privacy mode of the next version (a private model's training is charged once, when the
     /// retrain happens).
@@ -41,12 +45,21 @@ pub struct RetrainOptions {
     pub now: bool,
 }
 
+/// A published release and its opening, as the aggregator hands them over.
+pub struct ReleaseInput {
+    pub csv: Vec<u8>,
+    pub opening: crate::data::ReleaseOpening,
+}
+
 pub struct Retrained {
     pub weights_commitment: [u8; 32],
     pub dataset_commitment: [u8; 32],
     pub opening: std::path::PathBuf,
     /// Block of the owner's own `retrain_model`, with `now`.
     pub retrained_at: Option<u64>,
+    /// The next version as compiled, and the rows it was trained and tested on.
+    pub server: smidl_fhe::ServerModel,
+    pub dataset: smidl_fhe::dataset::Dataset,
 }
 
 pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
@@ -58,6 +71,30 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
         bail!("only the model's owner ({}) may retrain it", info.owner);
     }
     let (csv, dataset) = model::read_csv(opts.csv.as_deref())?;
+    let checked = match &opts.release {
+        Some(r) => {
+            if r.opening.model_id != opts.model_id {
+                bail!(
+                    "release {} is for model {}",
+                    r.opening.release_id,
+                    r.opening.model_id
+                );
+            }
+            let c = crate::data::verify(ctx, &r.csv, &r.opening).await?;
+            if let Some(g) = c.used_by_generation {
+                bail!(
+                    "release {} already trained generation {g}",
+                    r.opening.release_id
+                );
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let dataset = match &checked {
+        Some(c) => smidl_dp::release::release_dataset(&c.release, &dataset)?,
+        None => dataset,
+    };
     // A private model is calibrated to what the chain charges under the model's accounting.
     let accounting = match &info.next_policy {
         Some((p, _)) if !matches!(opts.lineage, RetrainLineage::Continue) => p.accounting.clone(),
@@ -67,11 +104,18 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
     let (_, server) = model::train_and_compile(ctx, &source, &dataset, opts.label_answers).await?;
     let privacy = opts.privacy.to_chain()?;
     let weights_salt = commit::fresh_salt().context("drawing the weights salt")?;
-    let dataset_salt = commit::fresh_salt().context("drawing the dataset salt")?;
     let canonical = server.canonical_bytes();
     let weights_commitment = commit::weights(&weights_salt, &canonical);
     let rows = dataset.train_x.len();
-    let dataset_commitment = commit::dataset(&dataset_salt, &csv, 0..rows);
+    // On a release the dataset commitment is the release's (what the chain requires); its
+    // salt is the aggregator's, and `smidl data verify` audits it.
+    let (dataset_salt, dataset_commitment) = match (&opts.release, &checked) {
+        (Some(r), Some(c)) => (r.opening.salt()?, c.commitment),
+        _ => {
+            let salt = commit::fresh_salt().context("drawing the dataset salt")?;
+            (salt, commit::dataset(&salt, &csv, 0..rows))
+        }
+    };
     let opening = model::write_opening(
         ctx,
         &format!(
@@ -130,5 +174,7 @@ pub async fn retrain(ctx: &Context, opts: RetrainOptions) -> Result<Retrained> {
         dataset_commitment,
         opening,
         retrained_at,
+        server,
+        dataset,
     })
 }

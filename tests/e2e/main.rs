@@ -11,7 +11,10 @@
 //! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
 //! 8. a result is never served before its completion is finalized;
 //! 9. with two workers registered, each request is answered once, by its assigned worker;
-//! 10. the owner's authorised, staged retrain is carried out by the worker at the limit.
+//! 10. the owner's authorised, staged retrain is carried out by the worker at the limit;
+//! 11. clinics' sealed contributions, an aggregator's k-anonymous release on chain, the
+//!     provider's raw-data retrain refused, the retrain on the release, and an encrypted
+//!     prediction from the new generation (`smidl demo --clinics`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -669,6 +672,7 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
                 clip_norm: 4.0,
             },
             csv: None,
+            release: None,
             lineage: RetrainLineage::Continue,
             privacy: model::PrivacyArg::PerQuery,
             label_answers: false,
@@ -726,6 +730,35 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
     Ok(())
 }
 
+async fn clinical_release(alice: &Context) -> Result<()> {
+    let r = smidl_cli::clinics::run_on(alice).await?;
+    ensure!(r.contributions.len() == 3, "{} contributions", r.contributions.len());
+    ensure!(r.raw_retrain_refused.contains("DatasetNotReleased"));
+    ensure!(r.generation == 1, "generation {}", r.generation);
+    let at = alice.at_finalized().await?;
+    let info = read::model(&at, r.model_id).await?.context("model")?;
+    let release = at
+        .storage()
+        .try_fetch(
+            smidl::storage().secure_inference().releases(),
+            (r.release_id,),
+        )
+        .await?
+        .context("release record")?
+        .decode()?;
+    // The new generation is bound to the release: its dataset commitment is the release's,
+    // and the release is marked as used by that generation.
+    ensure!(info.dataset_commitment == release.commitment);
+    ensure!(release.used_by_generation == Some(1));
+    ensure!(release.rows == r.release_rows && release.k == 10 && release.l == 2);
+    ensure!(
+        r.test_accuracy_release > 0.6,
+        "accuracy on the release {}",
+        r.test_accuracy_release
+    );
+    Ok(())
+}
+
 async fn scenarios(net: &mut Devnet) -> Result<()> {
     let home = net.dir.join("client-home");
     let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
@@ -754,6 +787,9 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     private_model_labels(&bob, &alice)
         .await
         .context("private model with label answers")?;
+    clinical_release(&alice)
+        .await
+        .context("clinical contributions and release")?;
     two_workers(net, &bob, &alice)
         .await
         .context("two workers")?;

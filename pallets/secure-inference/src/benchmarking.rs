@@ -97,6 +97,71 @@ fn pending_request<T: Config>(model_id: ModelId, who: &T::AccountId) -> RequestI
     id
 }
 
+/// Give the model an aggregator (independent of its owner and workers).
+fn aggregated<T: Config>(model_id: ModelId, owner: &T::AccountId) -> T::AccountId {
+    let aggregator = funded::<T>("aggregator", 0);
+    Pallet::<T>::set_aggregator(
+        RawOrigin::Signed(owner.clone()).into(),
+        model_id,
+        Some(aggregator.clone()),
+    )
+    .expect("aggregator set");
+    aggregator
+}
+
+/// A contribution of `MinAnonymityK` rows by clinic `i`, sealed to the model's aggregator.
+fn contribution<T: Config>(model_id: ModelId, i: u32) -> ContributionId {
+    let id = NextContributionId::<T>::get();
+    Pallet::<T>::contribute_data(
+        RawOrigin::Signed(funded::<T>("clinic", i)).into(),
+        model_id,
+        H256::from_low_u64_be(u64::from(i) + 1),
+        T::MinAnonymityK::get(),
+    )
+    .expect("contributed");
+    id
+}
+
+/// `q` distinct quasi-identifier names of the longest length.
+fn quasi_identifiers<T: Config>(
+    q: u32,
+) -> BoundedVec<BoundedVec<u8, T::MaxQiNameLen>, T::MaxQuasiIdentifiers> {
+    let len = T::MaxQiNameLen::get() as usize;
+    (0..q)
+        .map(|i| {
+            let mut name = alloc::vec![b'q'; len];
+            for (b, x) in name.iter_mut().zip(i.to_le_bytes()) {
+                *b = x.wrapping_add(b'a');
+            }
+            name.try_into().expect("len = MaxQiNameLen")
+        })
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("q ≤ MaxQuasiIdentifiers")
+}
+
+/// Publish a release with `commitment` of `c` fresh contributions (the model has its
+/// aggregator).
+fn release<T: Config>(model_id: ModelId, aggregator: &T::AccountId, commitment: H256, c: u32) {
+    let contributions: BoundedVec<_, _> = (0..c)
+        .map(|i| contribution::<T>(model_id, i))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("c ≤ MaxContributionsPerRelease");
+    let k = T::MinAnonymityK::get();
+    Pallet::<T>::publish_dataset(
+        RawOrigin::Signed(aggregator.clone()).into(),
+        model_id,
+        commitment,
+        k,
+        k,
+        quasi_identifiers::<T>(1),
+        k,
+        contributions,
+    )
+    .expect("published");
+}
+
 #[benchmarks]
 mod benchmarks {
     use super::*;
@@ -136,6 +201,8 @@ mod benchmarks {
     fn set_workers(w: Linear<0, { T::MaxWorkers::get() }>) {
         let owner = funded::<T>("owner", 0);
         let id = model::<T>(&owner);
+        // With an aggregator: the new list is checked against it.
+        aggregated::<T>(id, &owner);
         let ws: BoundedVec<_, _> = (0..w)
             .map(|i| funded::<T>("new-worker", i))
             .collect::<Vec<_>>()
@@ -265,6 +332,9 @@ mod benchmarks {
             },
         )
         .expect("policy");
+        // ... onto a published release of the model's aggregator (looked up and marked used).
+        let aggregator = aggregated::<T>(id, &owner);
+        release::<T>(id, &aggregator, H256::repeat_byte(6), 1);
         let to = RetrainAuthorisation {
             weights_commitment: H256::repeat_byte(5),
             dataset_commitment: H256::repeat_byte(6),
@@ -286,12 +356,19 @@ mod benchmarks {
         );
         let m = Models::<T>::get(id).expect("model");
         assert_eq!((m.generation, m.lineage), (1, 1));
+        assert_eq!(
+            Releases::<T>::get(0).expect("release").used_by_generation,
+            Some(1)
+        );
     }
 
     #[benchmark]
     fn authorise_retrain() {
         let owner = funded::<T>("owner", 0);
         let id = model::<T>(&owner);
+        // Onto a release: the aggregator rule is checked.
+        let aggregator = aggregated::<T>(id, &owner);
+        release::<T>(id, &aggregator, H256::repeat_byte(6), 1);
         let to = RetrainAuthorisation {
             weights_commitment: H256::repeat_byte(5),
             dataset_commitment: H256::repeat_byte(6),
@@ -417,6 +494,78 @@ mod benchmarks {
         }
         assert!(Models::<T>::iter_values().all(|m| m.pending == 0));
         assert_eq!(Requests::<T>::iter().count() as u32, t);
+    }
+
+    #[benchmark]
+    fn set_aggregator() {
+        let owner = funded::<T>("owner", 0);
+        // MaxWorkers workers to check the aggregator against.
+        let id = model::<T>(&owner);
+        let aggregator = funded::<T>("aggregator", 0);
+        #[extrinsic_call]
+        _(RawOrigin::Signed(owner), id, Some(aggregator.clone()));
+        assert_eq!(Aggregators::<T>::get(id), Some(aggregator));
+    }
+
+    #[benchmark]
+    fn contribute_data() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        aggregated::<T>(id, &owner);
+        let clinic = funded::<T>("clinic", 0);
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(clinic),
+            id,
+            H256::repeat_byte(4),
+            T::MaxContributionRows::get(),
+        );
+        assert!(Contributions::<T>::contains_key(0));
+    }
+
+    #[benchmark]
+    fn withdraw_contribution() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        aggregated::<T>(id, &owner);
+        let c = contribution::<T>(id, 0);
+        let clinic = Contributions::<T>::get(c)
+            .expect("contribution")
+            .contributor;
+        #[extrinsic_call]
+        _(RawOrigin::Signed(clinic), c);
+        assert!(!Contributions::<T>::contains_key(c));
+    }
+
+    #[benchmark]
+    fn publish_dataset(
+        c: Linear<1, { T::MaxContributionsPerRelease::get() }>,
+        q: Linear<1, { T::MaxQuasiIdentifiers::get() }>,
+    ) {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        let aggregator = aggregated::<T>(id, &owner);
+        let contributions: BoundedVec<_, _> = (0..c)
+            .map(|i| contribution::<T>(id, i))
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("c ≤ MaxContributionsPerRelease");
+        let k = T::MinAnonymityK::get();
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(aggregator),
+            id,
+            H256::repeat_byte(6),
+            k,
+            k,
+            quasi_identifiers::<T>(q),
+            k,
+            contributions,
+        );
+        assert_eq!(
+            Releases::<T>::get(0).expect("release").contributions.len() as u32,
+            c
+        );
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

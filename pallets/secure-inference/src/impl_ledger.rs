@@ -451,7 +451,7 @@ impl<T: Config> Pallet<T> {
                 Error::<T>::RetrainNotAuthorised
             );
         }
-        let policy = Self::check_retrain(&model, &to)?;
+        let (policy, release) = Self::check_retrain(model_id, &model, &to)?;
         let moves = to.lineage != LineageChoice::Continue;
         let (cost, _) = Self::costs_of(&policy)?;
         let training_cost = Self::training_cost_of(&to.privacy, &policy.accounting)?;
@@ -492,15 +492,21 @@ impl<T: Config> Pallet<T> {
             by: who,
             policy_changed,
         });
+        if let Some(release_id) = release {
+            Self::mark_release_used(model_id, release_id, generation)?;
+        }
         Ok(())
     }
 
     /// Whether a retrain to `to` is possible for the model as it stands; returns the policy
-    /// that would be in force after it.
+    /// that would be in force after it and the dataset release it trains on, if any (a model
+    /// with an aggregator must name an unused release of its own).
     pub(crate) fn check_retrain(
+        model_id: ModelId,
         model: &ModelInfo<T>,
         to: &RetrainAuthorisation,
-    ) -> Result<PolicyOf<T>, DispatchError> {
+    ) -> Result<(PolicyOf<T>, Option<ReleaseId>), DispatchError> {
+        let release = Self::release_for_retrain(model_id, to.dataset_commitment)?;
         ensure!(
             to.weights_commitment != model.weights_commitment,
             Error::<T>::CommitmentUnchanged
@@ -528,7 +534,7 @@ impl<T: Config> Pallet<T> {
             &policy.accounting,
             training_cost,
         )?;
-        Ok(policy)
+        Ok((policy, release))
     }
 
     pub(crate) fn ensure_unique(workers: &[T::AccountId]) -> DispatchResult {

@@ -98,7 +98,10 @@ impl<T: Config> Pallet<T> {
     /// its pending and completed charges where those are still stored, accounts' spending
     /// within their budgets and below their lineage's, N = Σ n_i, states consistent with
     /// counters, pending counts and the deadline index consistent with requests, assignments
-    /// within the worker set, identifiers below their counters.
+    /// within the worker set, identifiers below their counters; aggregators independent of
+    /// their models; every release's contributions existing, pointing back to it, of its model
+    /// and aggregator and holding at least its rows; the commitment index matching the
+    /// releases; the data deposits held matching the records.
     #[cfg(any(feature = "try-runtime", test))]
     pub fn do_try_state(now: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
         use alloc::collections::btree_map::BTreeMap;
@@ -225,6 +228,103 @@ impl<T: Config> Pallet<T> {
             ensure!(
                 accounts <= l.spent as u128,
                 "accounts spent more than their lineage recorded"
+            );
+        }
+        Self::try_state_data()
+    }
+
+    /// The data invariants of [`Self::do_try_state`].
+    #[cfg(any(feature = "try-runtime", test))]
+    fn try_state_data() -> Result<(), sp_runtime::TryRuntimeError> {
+        use crate::BalanceOf;
+        use alloc::collections::btree_map::BTreeMap;
+        use frame_support::{ensure, traits::fungible::InspectHold};
+        for (id, a) in Aggregators::<T>::iter() {
+            let m = Models::<T>::get(id).ok_or("aggregator of an unknown model")?;
+            ensure!(
+                a != m.owner && !m.workers.contains(&a),
+                "aggregator is the model's owner or one of its workers"
+            );
+        }
+        let mut held: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        let next_contribution = NextContributionId::<T>::get();
+        for (id, c) in Contributions::<T>::iter() {
+            ensure!(
+                id < next_contribution,
+                "contribution id not below NextContributionId"
+            );
+            ensure!(
+                Models::<T>::contains_key(c.model_id),
+                "contribution for an unknown model"
+            );
+            ensure!(c.rows >= 1, "contribution without records");
+            if let Some(r) = c.release {
+                let release = Releases::<T>::get(r).ok_or("contribution of an unknown release")?;
+                ensure!(
+                    release.contributions.contains(&id),
+                    "release does not list its contribution"
+                );
+            }
+            let total = held.entry(c.contributor).or_default();
+            *total = total.saturating_add(c.deposit);
+        }
+        let next_release = NextReleaseId::<T>::get();
+        for (id, r) in Releases::<T>::iter() {
+            ensure!(id < next_release, "release id not below NextReleaseId");
+            let m = Models::<T>::get(r.model_id).ok_or("release for an unknown model")?;
+            ensure!(
+                r.used_by_generation
+                    .is_none_or(|g| g >= 1 && g <= m.generation),
+                "release used by a generation the model never had"
+            );
+            ensure!(
+                r.k >= 2 && r.l >= 1 && r.l <= r.k && r.rows >= r.k,
+                "release with inconsistent k, l or rows"
+            );
+            ensure!(
+                !r.quasi_identifiers.is_empty(),
+                "release without quasi-identifiers"
+            );
+            ensure!(!r.contributions.is_empty(), "release without contributions");
+            let mut rows: u64 = 0;
+            for (i, cid) in r.contributions.iter().enumerate() {
+                ensure!(
+                    !r.contributions[..i].contains(cid),
+                    "release lists a contribution twice"
+                );
+                let c = Contributions::<T>::get(cid).ok_or("release of a missing contribution")?;
+                ensure!(
+                    c.release == Some(id),
+                    "contribution does not point back to its release"
+                );
+                ensure!(
+                    c.model_id == r.model_id && c.aggregator == r.aggregator,
+                    "release of another model's or aggregator's contribution"
+                );
+                rows = rows.saturating_add(u64::from(c.rows));
+            }
+            ensure!(
+                rows >= u64::from(r.rows),
+                "release has more rows than its contributions"
+            );
+            ensure!(
+                ReleaseByCommitment::<T>::get(r.model_id, r.commitment) == Some(id),
+                "release missing from the commitment index"
+            );
+            let total = held.entry(r.aggregator).or_default();
+            *total = total.saturating_add(r.deposit);
+        }
+        for (model_id, commitment, id) in ReleaseByCommitment::<T>::iter() {
+            let r = Releases::<T>::get(id).ok_or("commitment index names an unknown release")?;
+            ensure!(
+                r.model_id == model_id && r.commitment == commitment,
+                "commitment index disagrees with the release"
+            );
+        }
+        for (who, amount) in held {
+            ensure!(
+                T::Currency::balance_on_hold(&HoldReason::DataDeposit.into(), &who) == amount,
+                "data deposits held differ from the records'"
             );
         }
         Ok(())

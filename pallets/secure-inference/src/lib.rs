@@ -32,16 +32,37 @@
 //!   Only a request that got no answer is refunded (rejection or timeout): a completed request
 //!   stays charged. Finished requests are pruned after `RequestRetention` blocks (events keep
 //!   the history).
-//! - **Deposits**: models, lineages, evaluation-key records and usage records are paid for with
-//!   held deposits; the last two come back with [`Pallet::remove_eval_key`] and
-//!   [`Pallet::clear_usage`].
+//! - **Aggregator**: an account the owner names for a model ([`Pallet::set_aggregator`]),
+//!   independent of the provider: never the model's owner or one of its workers. Clinics seal
+//!   their records to its key off-chain; it runs Mondrian k-anonymisation with l-diversity on
+//!   their union and publishes the result. While a model has an aggregator it is retrained
+//!   only on a published release of its own, each release once ([`Error::DatasetNotReleased`],
+//!   [`Error::ReleaseAlreadyUsed`]), so the provider never trains on raw records. The chain
+//!   checks accounts, not who stands behind them; a removal (`None`) is public in the event.
+//! - **Contribution**: a clinic's batch of records for a model's next generation
+//!   ([`Pallet::contribute_data`]): only its commitment, row count and the aggregator it was
+//!   sealed to are on chain. Any account but the model's owner and workers may contribute;
+//!   an unreleased contribution may be withdrawn ([`Pallet::withdraw_contribution`]).
+//! - **Release**: a k-anonymous, l-diverse dataset the model's current aggregator derived from
+//!   contributions sealed to it ([`Pallet::publish_dataset`]): its salted commitment, k, l, the
+//!   quasi-identifier names, its row count and the contributions it aggregates. The retrain's
+//!   dataset commitment names it; the lineage choice is independent of this (the lineage rules
+//!   still decide whether budgets carry on). Releases and released contributions are kept
+//!   forever, like lineages: they are the record of what each generation was trained on.
+//! - **Deposits**: models, lineages, evaluation-key records, usage records, contributions and
+//!   releases are paid for with held deposits; evaluation-key and usage records come back with
+//!   [`Pallet::remove_eval_key`] and [`Pallet::clear_usage`], an unreleased contribution's with
+//!   [`Pallet::withdraw_contribution`]. A model's aggregator entry (one per model) rides on the
+//!   model deposit.
 //!
 //! ## Calls
 //! Owner: `register_model`, `update_policy`, `set_workers`, `retire_model`,
-//! `authorise_retrain`, `revoke_retrain`, `retrain_model`. Clients: `register_eval_key`,
-//! `remove_eval_key`, `request_inference`, `clear_usage`. Assigned worker: `submit_result`,
-//! `reject_request`. Worker or owner: `reset_model`; worker with the owner's authorisation:
-//! `retrain_model`. Anyone: `expire_model`. Root: `set_bounds`.
+//! `authorise_retrain`, `revoke_retrain`, `retrain_model`, `set_aggregator`. Clients:
+//! `register_eval_key`, `remove_eval_key`, `request_inference`, `clear_usage`. Clinics (any
+//! account but the owner and workers): `contribute_data`, `withdraw_contribution`.
+//! Aggregator: `publish_dataset`. Assigned worker: `submit_result`, `reject_request`. Worker
+//! or owner: `reset_model`; worker with the owner's authorisation: `retrain_model`. Anyone:
+//! `expire_model`. Root: `set_bounds`.
 //!
 //! Off-chain workers are driven only by this pallet's events and storage.
 
@@ -51,6 +72,7 @@ extern crate alloc;
 
 pub use pallet::*;
 
+mod impl_data;
 mod impl_ledger;
 mod impl_status;
 pub mod privacy;
@@ -100,7 +122,9 @@ pub mod pallet {
 
     /// The in-code storage version. 2: lineages, request assignment, deposits, pruning.
     /// 3: privacy modes (per-query or private model) and answer limits.
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(3);
+    /// 4: aggregators, data contributions and dataset releases (new storage only, empty at
+    /// the upgrade, existing records unchanged: no migration needed).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(4);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -151,6 +175,35 @@ pub mod pallet {
         #[pallet::constant]
         type RequestRetention: Get<BlockNumberFor<Self>>;
 
+        /// Deposit held from a clinic for every data contribution; returned when an unreleased
+        /// contribution is withdrawn, kept with a released one (kept forever).
+        #[pallet::constant]
+        type ContributionDeposit: Get<BalanceOf<Self>>;
+
+        /// Deposit held from an aggregator for every dataset release (kept forever).
+        #[pallet::constant]
+        type ReleaseDeposit: Get<BalanceOf<Self>>;
+
+        /// Most quasi-identifier columns one release may name.
+        #[pallet::constant]
+        type MaxQuasiIdentifiers: Get<u32>;
+
+        /// Longest quasi-identifier name, in bytes.
+        #[pallet::constant]
+        type MaxQiNameLen: Get<u32>;
+
+        /// Most contributions one release may aggregate.
+        #[pallet::constant]
+        type MaxContributionsPerRelease: Get<u32>;
+
+        /// Most records one contribution may declare.
+        #[pallet::constant]
+        type MaxContributionRows: Get<u32>;
+
+        /// Smallest k a release may declare (at least 2: k = 1 anonymises nothing).
+        #[pallet::constant]
+        type MinAnonymityK: Get<u32>;
+
         /// Weights of this pallet's calls.
         type WeightInfo: WeightInfo;
     }
@@ -166,6 +219,8 @@ pub mod pallet {
         EvalKeyDeposit,
         /// The storage deposit of a usage record.
         UsageDeposit,
+        /// The storage deposit of a data contribution or a dataset release.
+        DataDeposit,
     }
 
     /// Default chain-wide bounds, used until `Root` or the genesis config sets them.
@@ -263,6 +318,49 @@ pub mod pallet {
         BlockNumberFor<T>,
         BoundedVec<RequestId, T::MaxRequestsPerBlock>,
         ValueQuery,
+    >;
+
+    /// The independent aggregator of a model: clinics seal their records to it, it alone
+    /// publishes the model's dataset releases, and while it is set the model retrains only on
+    /// such a release. Never the model's owner or one of its workers.
+    #[pallet::storage]
+    pub type Aggregators<T: Config> =
+        StorageMap<_, Blake2_128Concat, ModelId, T::AccountId, OptionQuery>;
+
+    /// Identifier the next data contribution receives.
+    #[pallet::storage]
+    pub type NextContributionId<T: Config> = StorageValue<_, ContributionId, ValueQuery>;
+
+    /// Clinics' data contributions: commitment and row count of records sealed to an
+    /// aggregator. Unreleased ones may be withdrawn; released ones are kept forever.
+    #[pallet::storage]
+    pub type Contributions<T: Config> = StorageMap<
+        _,
+        Blake2_128Concat,
+        ContributionId,
+        Contribution<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
+        OptionQuery,
+    >;
+
+    /// Identifier the next dataset release receives.
+    #[pallet::storage]
+    pub type NextReleaseId<T: Config> = StorageValue<_, ReleaseId, ValueQuery>;
+
+    /// Published k-anonymous dataset releases (kept forever).
+    #[pallet::storage]
+    pub type Releases<T: Config> =
+        StorageMap<_, Blake2_128Concat, ReleaseId, DatasetRelease<T>, OptionQuery>;
+
+    /// Releases by model and commitment: what a retrain's dataset commitment is looked up in.
+    #[pallet::storage]
+    pub type ReleaseByCommitment<T: Config> = StorageDoubleMap<
+        _,
+        Blake2_128Concat,
+        ModelId,
+        Blake2_128Concat,
+        H256,
+        ReleaseId,
+        OptionQuery,
     >;
 
     #[pallet::genesis_config]
@@ -486,6 +584,46 @@ pub mod pallet {
         },
         /// `Root` changed the chain-wide bounds.
         BoundsUpdated { bounds: BoundsOf<T> },
+        /// The owner set (`Some`) or removed (`None`) the model's independent aggregator.
+        /// Clinics seal their records to the aggregator in force; while one is set, the model
+        /// retrains only on its published releases.
+        AggregatorSet {
+            model_id: ModelId,
+            aggregator: Option<T::AccountId>,
+        },
+        /// A clinic recorded a batch of records sealed to `aggregator`.
+        DataContributed {
+            contribution_id: ContributionId,
+            model_id: ModelId,
+            contributor: T::AccountId,
+            aggregator: T::AccountId,
+            commitment: H256,
+            rows: u32,
+        },
+        /// A clinic withdrew an unreleased contribution; its deposit was returned.
+        ContributionWithdrawn {
+            contribution_id: ContributionId,
+            model_id: ModelId,
+            contributor: T::AccountId,
+        },
+        /// The aggregator published a k-anonymous, l-diverse release of these contributions.
+        DatasetPublished {
+            release_id: ReleaseId,
+            model_id: ModelId,
+            aggregator: T::AccountId,
+            commitment: H256,
+            k: u32,
+            l: u32,
+            quasi_identifiers: Vec<Vec<u8>>,
+            rows: u32,
+            contributions: Vec<ContributionId>,
+        },
+        /// A retrain installed weights trained on this release; it cannot train another.
+        ReleaseUsed {
+            release_id: ReleaseId,
+            model_id: ModelId,
+            generation: u32,
+        },
     }
 
     #[pallet::error]
@@ -584,6 +722,41 @@ pub mod pallet {
         UsageInUse,
         /// A counter or identifier would overflow.
         Overflow,
+        /// The aggregator must be independent of the provider: neither the model's owner nor
+        /// one of its workers (and no worker may be the aggregator).
+        AggregatorNotIndependent,
+        /// The model has no aggregator: there is nobody to seal records to or to remove.
+        NoAggregator,
+        /// Only the model's current aggregator may do this.
+        NotAggregator,
+        /// The model's owner and workers may not contribute records to it.
+        ContributorNotIndependent,
+        /// A contribution holds at least 1 and at most `MaxContributionRows` records; a
+        /// release at least k and at most the records of its contributions.
+        InvalidRowCount,
+        /// No contribution has this id.
+        ContributionNotFound,
+        /// Only the clinic that contributed the records may withdraw them.
+        NotContributor,
+        /// The contribution is part of a published release: it stays on record.
+        ContributionReleased,
+        /// A release must aggregate at least one contribution.
+        NoContributions,
+        /// The same contribution appears twice in a release.
+        DuplicateContribution,
+        /// The contribution is for another model or was sealed to another aggregator.
+        ContributionNotUsable,
+        /// k must be at least `MinAnonymityK`, and l between 1 and k.
+        InvalidAnonymity,
+        /// A release names at least one quasi-identifier; names are non-empty and distinct.
+        InvalidQuasiIdentifiers,
+        /// This model already has a release with this commitment.
+        ReleaseExists,
+        /// The model has an aggregator: it retrains only on a published release of its own,
+        /// and the dataset commitment is not one.
+        DatasetNotReleased,
+        /// The release already trained a generation of the model.
+        ReleaseAlreadyUsed,
     }
 
     #[pallet::hooks]
@@ -618,6 +791,20 @@ pub mod pallet {
 
         fn integrity_test() {
             assert!(T::MaxWorkers::get() > 0, "MaxWorkers must be positive");
+            let k = T::MinAnonymityK::get();
+            assert!(k >= 2, "MinAnonymityK must be at least 2");
+            assert!(
+                T::MaxContributionRows::get() >= k,
+                "MaxContributionRows below MinAnonymityK: no release could be published"
+            );
+            assert!(
+                T::MaxQuasiIdentifiers::get() > 0 && T::MaxQiNameLen::get() > 0,
+                "a release must be able to name a quasi-identifier"
+            );
+            assert!(
+                T::MaxContributionsPerRelease::get() > 0,
+                "MaxContributionsPerRelease must be positive"
+            );
             let max = T::MaxRequestsPerBlock::get();
             assert!(max > 0, "MaxRequestsPerBlock must be positive");
             assert!(
@@ -730,7 +917,8 @@ pub mod pallet {
         }
 
         /// Replace the model's workers (owner). Requests already assigned to a removed worker
-        /// can no longer be answered; they time out and are refunded.
+        /// can no longer be answered; they time out and are refunded. The model's aggregator
+        /// cannot be one of them.
         #[pallet::call_index(2)]
         #[pallet::weight(T::WeightInfo::set_workers(workers.len() as u32))]
         pub fn set_workers(
@@ -744,6 +932,13 @@ pub mod pallet {
                 let model = m.as_mut().ok_or(Error::<T>::ModelNotFound)?;
                 ensure!(model.owner == who, Error::<T>::NotOwner);
                 ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
+                // A worker serves the provider: it must never hold the records' key.
+                if let Some(aggregator) = Aggregators::<T>::get(model_id) {
+                    ensure!(
+                        !workers.contains(&aggregator),
+                        Error::<T>::AggregatorNotIndependent
+                    );
+                }
                 model.workers = workers.clone();
                 Ok(())
             })?;
@@ -935,6 +1130,8 @@ pub mod pallet {
         /// `New` (other rows: the model spends another lineage from now on). The owner may
         /// retrain at any time; a worker only an exhausted or expired model, and only with
         /// the owner's [`RetrainAuthorisation`] for exactly these arguments, which it consumes.
+        /// A model with an aggregator retrains only onto an unused release of its own
+        /// (`dataset_commitment` is the release's commitment), which the retrain marks used.
         #[pallet::call_index(9)]
         #[pallet::weight(T::WeightInfo::retrain_model())]
         pub fn retrain_model(
@@ -999,7 +1196,8 @@ pub mod pallet {
         }
 
         /// Authorise the model's workers to retrain it with exactly these commitments and
-        /// lineage choice (owner). Checked now and again when used; replaces an earlier one.
+        /// lineage choice (owner). Checked now and again when used (including the release
+        /// rule of a model with an aggregator); replaces an earlier one.
         #[pallet::call_index(12)]
         #[pallet::weight(T::WeightInfo::authorise_retrain())]
         pub fn authorise_retrain(
@@ -1011,7 +1209,7 @@ pub mod pallet {
             let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
             ensure!(model.owner == who, Error::<T>::NotOwner);
             ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
-            Self::check_retrain(&model, &authorisation)?;
+            Self::check_retrain(model_id, &model, &authorisation)?;
             RetrainAuthorisations::<T>::insert(model_id, &authorisation);
             Self::deposit_event(Event::RetrainAuthorised {
                 model_id,
@@ -1060,6 +1258,92 @@ pub mod pallet {
             Self::release_deposit(&who, HoldReason::UsageDeposit, usage.deposit);
             Self::deposit_event(Event::UsageCleared { who, model_id });
             Ok(())
+        }
+
+        /// Set (`Some`) or remove (`None`) the model's independent aggregator (owner). Clinics
+        /// seal their records to it off-chain and it alone publishes the model's dataset
+        /// releases; while one is set, the model retrains only on such a release, once each, so
+        /// the provider never trains on raw records. It may be neither the owner nor one of
+        /// the model's workers (the chain checks accounts, not who stands behind them).
+        /// Removing it lets the owner retrain on its own data again; the event makes every
+        /// change public. Contributions sealed to an earlier aggregator can no longer be
+        /// released (only the current aggregator publishes, and only what was sealed to it):
+        /// their clinics withdraw them.
+        #[pallet::call_index(16)]
+        #[pallet::weight(T::WeightInfo::set_aggregator())]
+        pub fn set_aggregator(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            aggregator: Option<T::AccountId>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_set_aggregator(who, model_id, aggregator)
+        }
+
+        /// Record a batch of `rows` patient records for the model's next generation, sealed
+        /// off-chain to the model's current aggregator, by its salted `commitment`. Any account
+        /// but the model's owner and workers (a clinic); the model must have an aggregator and
+        /// not be retired. Holds the contribution deposit, returned by `withdraw_contribution`
+        /// until the records are released.
+        #[pallet::call_index(17)]
+        #[pallet::weight(T::WeightInfo::contribute_data())]
+        pub fn contribute_data(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            commitment: H256,
+            rows: u32,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_contribute(who, model_id, commitment, rows)
+        }
+
+        /// Withdraw one of the caller's contributions not yet part of a release, and get its
+        /// deposit back. Released contributions stay on record for good.
+        #[pallet::call_index(18)]
+        #[pallet::weight(T::WeightInfo::withdraw_contribution())]
+        pub fn withdraw_contribution(
+            origin: OriginFor<T>,
+            contribution_id: ContributionId,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_withdraw(who, contribution_id)
+        }
+
+        /// Publish a k-anonymous, l-diverse release of `contributions` (the model's current
+        /// aggregator only): the salted `commitment` of the release file, k ≥
+        /// `MinAnonymityK`, 1 ≤ l ≤ k, the generalised quasi-identifier columns (non-empty,
+        /// distinct names) and its `rows` (k ≤ rows ≤ the contributions' rows; suppression may
+        /// drop some). Every contribution must be distinct, for this model, sealed to the
+        /// caller and unreleased. Holds the release deposit; the release and its
+        /// contributions are kept forever. The model's owner may then retrain on it, once.
+        #[pallet::call_index(19)]
+        #[pallet::weight(T::WeightInfo::publish_dataset(
+            contributions.len() as u32,
+            quasi_identifiers.len() as u32,
+        ))]
+        // The release's fields: a struct would only rename them.
+        #[allow(clippy::too_many_arguments)]
+        pub fn publish_dataset(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            commitment: H256,
+            k: u32,
+            l: u32,
+            quasi_identifiers: BoundedVec<BoundedVec<u8, T::MaxQiNameLen>, T::MaxQuasiIdentifiers>,
+            rows: u32,
+            contributions: BoundedVec<ContributionId, T::MaxContributionsPerRelease>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_publish(
+                who,
+                model_id,
+                commitment,
+                k,
+                l,
+                quasi_identifiers,
+                rows,
+                contributions,
+            )
         }
     }
 }

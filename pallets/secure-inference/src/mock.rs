@@ -38,6 +38,14 @@ pub const LINEAGE_DEPOSIT: u64 = 15;
 pub const EVAL_KEY_DEPOSIT: u64 = 3;
 pub const USAGE_DEPOSIT: u64 = 2;
 pub const RETENTION: u64 = 10;
+pub const CONTRIBUTION_DEPOSIT: u64 = 4;
+pub const RELEASE_DEPOSIT: u64 = 6;
+pub const MAX_QUASI_IDENTIFIERS: u32 = 3;
+pub const MAX_QI_NAME_LEN: u32 = 8;
+pub const MAX_CONTRIBUTIONS_PER_RELEASE: u32 = 4;
+pub const MAX_CONTRIBUTION_ROWS: u32 = 1_000;
+/// Above the runtime's 2, so that a k between 2 and the minimum can be tried.
+pub const MIN_ANONYMITY_K: u32 = 3;
 
 impl pallet_secure_inference::Config for Test {
     type Currency = Balances;
@@ -49,6 +57,13 @@ impl pallet_secure_inference::Config for Test {
     type EvalKeyDeposit = ConstU64<EVAL_KEY_DEPOSIT>;
     type UsageDeposit = ConstU64<USAGE_DEPOSIT>;
     type RequestRetention = ConstU64<RETENTION>;
+    type ContributionDeposit = ConstU64<CONTRIBUTION_DEPOSIT>;
+    type ReleaseDeposit = ConstU64<RELEASE_DEPOSIT>;
+    type MaxQuasiIdentifiers = ConstU32<MAX_QUASI_IDENTIFIERS>;
+    type MaxQiNameLen = ConstU32<MAX_QI_NAME_LEN>;
+    type MaxContributionsPerRelease = ConstU32<MAX_CONTRIBUTIONS_PER_RELEASE>;
+    type MaxContributionRows = ConstU32<MAX_CONTRIBUTION_ROWS>;
+    type MinAnonymityK = ConstU32<MIN_ANONYMITY_K>;
     type WeightInfo = ();
 }
 
@@ -61,6 +76,11 @@ pub const BOB: u64 = 11;
 pub const EVE: u64 = 12;
 /// Has no funds at all.
 pub const PAUPER: u64 = 99;
+/// Independent aggregators and clinics of the data tests (funded by those tests).
+pub const AGGREGATOR: u64 = 20;
+pub const AGGREGATOR2: u64 = 21;
+pub const CLINIC: u64 = 30;
+pub const CLINIC2: u64 = 31;
 pub const INITIAL_BALANCE: u64 = 1_000;
 
 /// A valid default policy: K = 5, T = 100 blocks, idle 20 blocks, ε 0.5/query, budget ε 2.0

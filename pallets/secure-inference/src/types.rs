@@ -22,6 +22,10 @@ pub type LineageId = u32;
 /// Privacy loss in millionths of a unit: micro-ε under [`Accounting::PureEpsilon`], micro-ρ
 /// under [`Accounting::Zcdp`]. `1_000_000` is ε = 1.0 (or ρ = 1.0).
 pub type PrivacyUnits = u64;
+/// Identifier of a clinic's data contribution.
+pub type ContributionId = u64;
+/// Identifier of a published k-anonymous dataset release.
+pub type ReleaseId = u32;
 
 /// How an account's privacy loss composes across queries.
 #[derive(
@@ -534,4 +538,62 @@ pub struct LineageStatus {
     pub spent: PrivacyUnits,
     /// `spent` as an ε guarantee in micro-ε (rounded up).
     pub spent_epsilon: PrivacyUnits,
+}
+
+/// A batch of patient records a clinic contributed to a model's next generation. The records
+/// themselves never reach the chain or the model provider: the clinic sealed them (off-chain)
+/// to `aggregator`'s key and records here only their commitment and row count.
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct Contribution<AccountId, Balance, BlockNumber> {
+    /// Model whose next generation the records are for.
+    pub model_id: ModelId,
+    /// The clinic that contributed them; alone may withdraw them while unreleased.
+    pub contributor: AccountId,
+    /// The account the records were sealed to: the model's aggregator at submission. Only
+    /// this account, while still the model's aggregator, may publish a release of them.
+    pub aggregator: AccountId,
+    /// Salted commitment of the sealed batch.
+    pub commitment: H256,
+    /// Number of records in the batch.
+    pub rows: u32,
+    /// Block of submission.
+    pub submitted: BlockNumber,
+    /// Storage deposit held from the contributor (kept while the record is).
+    pub deposit: Balance,
+    /// The release that aggregated these records; set once, then the record is kept forever.
+    pub release: Option<ReleaseId>,
+}
+
+/// A k-anonymous (and l-diverse) dataset an aggregator derived off-chain from clinics'
+/// contributions (Mondrian generalisation of the quasi-identifiers, suppression of rows that
+/// do not fit). A model with an aggregator may be retrained only on such a release, once.
+/// Kept forever: it is the record of what the model was trained on.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+#[codec(mel_bound(T: Config))]
+pub struct DatasetRelease<T: Config> {
+    /// Model the release is for.
+    pub model_id: ModelId,
+    /// The aggregator that published it.
+    pub aggregator: T::AccountId,
+    /// Salted commitment of the release file; the retrain's dataset commitment.
+    pub commitment: H256,
+    /// Every combination of generalised quasi-identifiers occurs in at least k rows.
+    pub k: u32,
+    /// Every such equivalence class holds at least l distinct sensitive values (l ≤ k).
+    pub l: u32,
+    /// Names of the quasi-identifier columns that were generalised.
+    pub quasi_identifiers: BoundedVec<BoundedVec<u8, T::MaxQiNameLen>, T::MaxQuasiIdentifiers>,
+    /// Rows in the release (at most the contributed rows: suppression may drop some).
+    pub rows: u32,
+    /// The contributions it aggregates.
+    pub contributions: BoundedVec<ContributionId, T::MaxContributionsPerRelease>,
+    /// Block of publication.
+    pub published: BlockNumberFor<T>,
+    /// Storage deposit held from the aggregator (kept with the record).
+    pub deposit: BalanceOf<T>,
+    /// The model generation trained on it; a release trains one generation only.
+    pub used_by_generation: Option<u32>,
 }

@@ -137,6 +137,11 @@ parameter_types! {
     pub const UsageDeposit: Balance = deposit(1, 160);
     /// Finished requests stay readable for a day, then only events remain.
     pub const RequestRetention: BlockNumber = super::DAYS;
+    /// Contribution record: ~155 bytes with its key.
+    pub const ContributionDeposit: Balance = deposit(1, 160);
+    /// Release record (~905 bytes at most with 8 quasi-identifiers of 32 bytes and 64
+    /// contributions) plus its commitment-index entry (~72 bytes); kept forever.
+    pub const ReleaseDeposit: Balance = deposit(2, 1_000);
 }
 
 impl pallet_secure_inference::Config for Runtime {
@@ -153,5 +158,12 @@ impl pallet_secure_inference::Config for Runtime {
     type EvalKeyDeposit = EvalKeyDeposit;
     type UsageDeposit = UsageDeposit;
     type RequestRetention = RequestRetention;
+    type ContributionDeposit = ContributionDeposit;
+    type ReleaseDeposit = ReleaseDeposit;
+    type MaxQuasiIdentifiers = ConstU32<8>;
+    type MaxQiNameLen = ConstU32<32>;
+    type MaxContributionsPerRelease = ConstU32<64>;
+    type MaxContributionRows = ConstU32<1_000_000>;
+    type MinAnonymityK = ConstU32<2>;
     type WeightInfo = pallet_secure_inference::weights::SubstrateWeight<Runtime>;
 }

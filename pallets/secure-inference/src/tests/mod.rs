@@ -4,6 +4,7 @@
 mod assignment;
 mod calls;
 mod coalition;
+mod datasets;
 mod deposits;
 mod private_model;
 mod prop;
