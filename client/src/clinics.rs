@@ -54,7 +54,8 @@ pub async fn run(interactive: bool) -> Result<()> {
     let net = Devnet::start().await?;
     println!("      node {} and worker {} up", net.rpc, net.worker_url);
     let home = net.dir.join("client-home");
-    let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, interactive).await?;
+    let alice =
+        Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, interactive).await?;
     let r = run_on(&alice).await?;
     println!(
         "\ndone in {:.0} s: model {}, release #{} ({} rows, k = {K}, l = {L}), generation {}",
@@ -75,7 +76,10 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
     let train = Table::from_csv(pima, Some("train"))?;
     let test = Table::from_csv(pima, Some("test"))?;
 
-    step(1, "Alice registers the diabetes model on her own pilot rows");
+    step(
+        1,
+        "Alice registers the diabetes model on her own pilot rows",
+    );
     let mut pilot = Table {
         rows: train.rows[..PILOT_ROWS].to_vec(),
         labels: train.labels[..PILOT_ROWS].to_vec(),
@@ -119,21 +123,35 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         reg.dataset.test_x.len()
     );
 
-    step(2, "Alice names Dave the aggregator; Dave publishes his sealing key");
+    step(
+        2,
+        "Alice names Dave the aggregator; Dave publishes his sealing key",
+    );
     let dave = alice.as_account(dev::dave());
     crate::data::set_aggregator(alice, reg.model_id, dave.account()).await?;
     let key_path = dave.home.join(format!("aggregator-{}.key", reg.model_id));
     let public = crate::data::keygen(&dave, &key_path).await?;
-    println!("      aggregator {} with X25519 key 0x{}…", dave.account(), hex::encode(&public[..8]));
+    println!(
+        "      aggregator {} with X25519 key 0x{}…",
+        dave.account(),
+        hex::encode(&public[..8])
+    );
 
-    step(3, "three clinics seal their records to Dave and record the contributions");
+    step(
+        3,
+        "three clinics seal their records to Dave and record the contributions",
+    );
     let rest = train.len() - PILOT_ROWS;
     let per = rest / 3;
     let mut batches = Vec::new();
     let mut contributions = Vec::new();
-    for (i, (name, key)) in [("Charlie", dev::charlie()), ("Eve", dev::eve()), ("Ferdie", dev::ferdie())]
-        .into_iter()
-        .enumerate()
+    for (i, (name, key)) in [
+        ("Charlie", dev::charlie()),
+        ("Eve", dev::eve()),
+        ("Ferdie", dev::ferdie()),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let clinic = alice.as_account(key);
         let lo = PILOT_ROWS + i * per;
@@ -144,7 +162,8 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
             ..train.clone()
         };
         let sealed_path = dir.join(format!("clinic-{}.sealed", name.to_lowercase()));
-        let c = crate::data::contribute(&clinic, reg.model_id, t.to_csv().as_bytes(), &sealed_path).await?;
+        let c = crate::data::contribute(&clinic, reg.model_id, t.to_csv().as_bytes(), &sealed_path)
+            .await?;
         println!(
             "      clinic {name}: contribution #{} — {} rows sealed, commitment 0x{}…",
             c.contribution_id,
@@ -155,7 +174,10 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         batches.push((c.contribution_id, std::fs::read(&sealed_path)?));
     }
 
-    step(4, "Alice tries to retrain on raw records: the chain refuses");
+    step(
+        4,
+        "Alice tries to retrain on raw records: the chain refuses",
+    );
     let raw = smidl_protocol::commit::dataset(
         &smidl_protocol::commit::fresh_salt()?,
         pima.as_bytes(),
@@ -170,17 +192,21 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         },
         smidl::runtime_types::pallet_secure_inference::types::PrivacyMode::PerQuery,
     );
-    let raw_retrain_refused = match chain::submit(&alice.client, &call, &alice.key, Wait::InBlock).await {
-        Ok(_) => anyhow::bail!("the chain accepted a retrain on raw records"),
-        Err(e) => e.to_string(),
-    };
+    let raw_retrain_refused =
+        match chain::submit(&alice.client, &call, &alice.key, Wait::InBlock).await {
+            Ok(_) => anyhow::bail!("the chain accepted a retrain on raw records"),
+            Err(e) => e.to_string(),
+        };
     ensure!(
         raw_retrain_refused.contains("DatasetNotReleased"),
         "refused for another reason: {raw_retrain_refused}"
     );
     println!("      refused: {raw_retrain_refused}");
 
-    step(5, "Dave anonymises the union (Mondrian, k-anonymous, l-diverse) and publishes it");
+    step(
+        5,
+        "Dave anonymises the union (Mondrian, k-anonymous, l-diverse) and publishes it",
+    );
     let dave_key = crate::data::read_sealing_key(&key_path)?;
     let cfg = AnonConfig {
         k: K,
@@ -188,7 +214,15 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         quasi_identifiers: QUASI_IDENTIFIERS.map(String::from).to_vec(),
     };
     let release_path = dir.join("release.csv");
-    let p = crate::data::anonymize(&dave, reg.model_id, &dave_key, &batches, &cfg, &release_path).await?;
+    let p = crate::data::anonymize(
+        &dave,
+        reg.model_id,
+        &dave_key,
+        &batches,
+        &cfg,
+        &release_path,
+    )
+    .await?;
     println!(
         "      release #{}: {} rows, {} classes (smallest {}), NCP {:.3}; on chain: commitment 0x{}…, k = {K}, l = {L}, QIs {}",
         p.release_id,
@@ -200,7 +234,10 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         QUASI_IDENTIFIERS.join(",")
     );
 
-    step(6, "Bob verifies the release against the chain; Alice retrains on it");
+    step(
+        6,
+        "Bob verifies the release against the chain; Alice retrains on it",
+    );
     let bob = alice.as_account(dev::bob());
     let release_csv = std::fs::read(&release_path)?;
     let opening = crate::data::ReleaseOpening::read(&p.opening)?;
@@ -233,7 +270,9 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
     .await
     .context("retraining on the release")?;
     let at = alice.at_finalized().await?;
-    let info = read::model(&at, reg.model_id).await?.context("model vanished")?;
+    let info = read::model(&at, reg.model_id)
+        .await?
+        .context("model vanished")?;
     let test_accuracy_release = clear_accuracy(&next.server, &next.dataset);
     println!(
         "      generation {} in block #{}, trained on {} released rows; test accuracy {:.3} (pilot model: {:.3})",
@@ -244,7 +283,10 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         test_accuracy_pilot
     );
 
-    step(7, "Bob's encrypted diabetes prediction from the new generation");
+    step(
+        7,
+        "Bob's encrypted diabetes prediction from the new generation",
+    );
     let session = crate::keys::session(&bob, reg.model_id).await?;
     let x = &next.dataset.test_x[0];
     let clear = next.server.eval_clear(x)?[0];
@@ -264,7 +306,9 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         out.result_block
     );
     if out.prediction.class != clear_class {
-        println!("      (the per-query DP noise flipped this answer: the row is near the boundary)");
+        println!(
+            "      (the per-query DP noise flipped this answer: the row is near the boundary)"
+        );
     }
     Ok(ClinicsReport {
         model_id: reg.model_id,
@@ -285,7 +329,12 @@ fn clear_accuracy(server: &smidl_fhe::ServerModel, ds: &smidl_fhe::dataset::Data
         .test_x
         .iter()
         .zip(&ds.test_y)
-        .filter(|(x, &y)| server.eval_clear(x).map(|q| (q[0] > 0) as u8 == y).unwrap_or(false))
+        .filter(|(x, &y)| {
+            server
+                .eval_clear(x)
+                .map(|q| (q[0] > 0) as u8 == y)
+                .unwrap_or(false)
+        })
         .count();
     ok as f64 / ds.test_x.len() as f64
 }

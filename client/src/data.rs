@@ -47,8 +47,8 @@ impl ReleaseOpening {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -118,7 +118,12 @@ pub struct Contributed {
 
 /// Seal `csv` (features..., label) to the model's aggregator, write it to `out`, and record
 /// the contribution on chain.
-pub async fn contribute(ctx: &Context, model_id: u32, csv: &[u8], out: &Path) -> Result<Contributed> {
+pub async fn contribute(
+    ctx: &Context,
+    model_id: u32,
+    csv: &[u8],
+    out: &Path,
+) -> Result<Contributed> {
     let text = std::str::from_utf8(csv).context("the records are not UTF-8")?;
     let table = Table::from_csv(text, None)?;
     ensure!(!table.is_empty(), "the CSV holds no records");
@@ -132,11 +137,10 @@ pub async fn contribute(ctx: &Context, model_id: u32, csv: &[u8], out: &Path) ->
     let sealed = seal::seal(&key, binding, csv)?;
     let commitment = seal::commitment(&sealed);
     std::fs::write(out, &sealed).with_context(|| format!("writing {}", out.display()))?;
-    let call = smidl::transactions().secure_inference().contribute_data(
-        model_id,
-        commitment.into(),
-        rows,
-    );
+    let call =
+        smidl::transactions()
+            .secure_inference()
+            .contribute_data(model_id, commitment.into(), rows);
     let inc = chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
     let ev = inc
         .events
@@ -181,7 +185,11 @@ pub async fn anonymize(
             .with_context(|| format!("contribution {id} is not on chain"))?
             .decode()
             .context("decoding Contributions")?;
-        ensure!(c.model_id == model_id, "contribution {id} is for model {}", c.model_id);
+        ensure!(
+            c.model_id == model_id,
+            "contribution {id} is for model {}",
+            c.model_id
+        );
         ensure!(
             c.commitment.0 == seal::commitment(sealed),
             "the file given for contribution {id} is not the one its contributor recorded"

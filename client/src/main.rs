@@ -721,10 +721,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { command } => data_command(command).await,
-        Command::Demo {
-            clinics: true,
-            ..
-        } => smidl_cli::clinics::run(console::user_attended()).await,
+        Command::Demo { clinics: true, .. } => {
+            smidl_cli::clinics::run(console::user_attended()).await
+        }
         Command::Demo {
             on_limit, queries, ..
         } => {
@@ -759,7 +758,9 @@ async fn data_command(command: DataCommand) -> Result<()> {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{aggregator}: not an SS58 account ({e:?})"))?;
             data::set_aggregator(&conn.context().await?, model, who).await?;
-            println!("model {model}: aggregator {aggregator}; retrains now need a published release");
+            println!(
+                "model {model}: aggregator {aggregator}; retrains now need a published release"
+            );
             Ok(())
         }
         DataCommand::Contribute {
@@ -768,7 +769,8 @@ async fn data_command(command: DataCommand) -> Result<()> {
             csv,
             out,
         } => {
-            let bytes = std::fs::read(&csv).with_context(|| format!("reading {}", csv.display()))?;
+            let bytes =
+                std::fs::read(&csv).with_context(|| format!("reading {}", csv.display()))?;
             let c = data::contribute(&conn.context().await?, model, &bytes, &out).await?;
             println!(
                 "contribution #{}: {} rows sealed to {} in {}; commitment 0x{} on chain",
@@ -798,7 +800,10 @@ async fn data_command(command: DataCommand) -> Result<()> {
                         .split_once('=')
                         .with_context(|| format!("{c:?}: expected ID=FILE"))?;
                     let id: u64 = id.parse().with_context(|| format!("{id:?} is not an id"))?;
-                    Ok((id, std::fs::read(file).with_context(|| format!("reading {file}"))?))
+                    Ok((
+                        id,
+                        std::fs::read(file).with_context(|| format!("reading {file}"))?,
+                    ))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let cfg = smidl_anon::AnonConfig {
@@ -806,7 +811,8 @@ async fn data_command(command: DataCommand) -> Result<()> {
                 l,
                 quasi_identifiers: qi,
             };
-            let p = data::anonymize(&conn.context().await?, model, &key, &batches, &cfg, &out).await?;
+            let p =
+                data::anonymize(&conn.context().await?, model, &key, &batches, &cfg, &out).await?;
             println!(
                 "release #{} of model {model}: {} rows in {} classes (smallest {}, ≥ {} labels each), NCP {:.3}\n  written to {}; commitment 0x{} on chain\n  opening (salt; give it to the provider with the file) {}",
                 p.release_id,
@@ -826,7 +832,8 @@ async fn data_command(command: DataCommand) -> Result<()> {
             release,
             opening,
         } => {
-            let csv = std::fs::read(&release).with_context(|| format!("reading {}", release.display()))?;
+            let csv = std::fs::read(&release)
+                .with_context(|| format!("reading {}", release.display()))?;
             let opening = data::ReleaseOpening::read(&opening)?;
             let c = data::verify(&conn.context().await?, &csv, &opening).await?;
             println!(

@@ -732,7 +732,11 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
 
 async fn clinical_release(alice: &Context) -> Result<()> {
     let r = smidl_cli::clinics::run_on(alice).await?;
-    ensure!(r.contributions.len() == 3, "{} contributions", r.contributions.len());
+    ensure!(
+        r.contributions.len() == 3,
+        "{} contributions",
+        r.contributions.len()
+    );
     ensure!(r.raw_retrain_refused.contains("DatasetNotReleased"));
     ensure!(r.generation == 1, "generation {}", r.generation);
     let at = alice.at_finalized().await?;

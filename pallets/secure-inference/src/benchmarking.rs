@@ -100,6 +100,8 @@ fn pending_request<T: Config>(model_id: ModelId, who: &T::AccountId) -> RequestI
 /// Give the model an aggregator (independent of its owner and workers).
 fn aggregated<T: Config>(model_id: ModelId, owner: &T::AccountId) -> T::AccountId {
     let aggregator = funded::<T>("aggregator", 0);
+    Pallet::<T>::set_sealing_key(RawOrigin::Signed(aggregator.clone()).into(), Some([7; 32]))
+        .expect("sealing key published");
     Pallet::<T>::set_aggregator(
         RawOrigin::Signed(owner.clone()).into(),
         model_id,
@@ -505,6 +507,15 @@ mod benchmarks {
         #[extrinsic_call]
         _(RawOrigin::Signed(owner), id, Some(aggregator.clone()));
         assert_eq!(Aggregators::<T>::get(id), Some(aggregator));
+    }
+
+    #[benchmark]
+    fn set_sealing_key() {
+        // First publication: the path that holds the deposit.
+        let who = funded::<T>("aggregator", 0);
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()), Some([9; 32]));
+        assert_eq!(SealingKeys::<T>::get(&who).map(|r| r.key), Some([9; 32]));
     }
 
     #[benchmark]

@@ -49,6 +49,9 @@ impl<T: Config> Pallet<T> {
         let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
         ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
         let aggregator = Aggregators::<T>::get(model_id).ok_or(Error::<T>::NoAggregator)?;
+        let sealing_key = SealingKeys::<T>::get(&aggregator)
+            .ok_or(Error::<T>::NoSealingKey)?
+            .key;
         ensure!(
             who != model.owner && !model.workers.contains(&who),
             Error::<T>::ContributorNotIndependent
@@ -67,6 +70,7 @@ impl<T: Config> Pallet<T> {
                 model_id,
                 contributor: who.clone(),
                 aggregator: aggregator.clone(),
+                sealing_key,
                 commitment,
                 rows,
                 submitted: frame_system::Pallet::<T>::block_number(),
@@ -80,9 +84,37 @@ impl<T: Config> Pallet<T> {
             model_id,
             contributor: who,
             aggregator,
+            sealing_key,
             commitment,
             rows,
         });
+        Ok(())
+    }
+
+    /// `set_sealing_key`: the caller publishes, replaces or removes its own sealing key,
+    /// holding the deposit while one is published.
+    pub(crate) fn do_set_sealing_key(who: T::AccountId, key: Option<[u8; 32]>) -> DispatchResult {
+        match key {
+            Some(key) => {
+                // All zeros is the X25519 identity: sealing to it would give every reader the
+                // shared secret.
+                ensure!(key != [0u8; 32], Error::<T>::InvalidSealingKey);
+                let deposit = match SealingKeys::<T>::get(&who) {
+                    Some(old) => old.deposit,
+                    None => Self::hold_deposit(
+                        &who,
+                        HoldReason::DataDeposit,
+                        T::SealingKeyDeposit::get(),
+                    )?,
+                };
+                SealingKeys::<T>::insert(&who, SealingKeyRecord { key, deposit });
+            }
+            None => {
+                let old = SealingKeys::<T>::take(&who).ok_or(Error::<T>::NoSealingKey)?;
+                Self::release_deposit(&who, HoldReason::DataDeposit, old.deposit);
+            }
+        }
+        Self::deposit_event(Event::SealingKeySet { who, key });
         Ok(())
     }
 

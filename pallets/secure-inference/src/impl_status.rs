@@ -321,6 +321,14 @@ impl<T: Config> Pallet<T> {
                 "commitment index disagrees with the release"
             );
         }
+        for (who, record) in SealingKeys::<T>::iter() {
+            ensure!(
+                record.key != [0u8; 32],
+                "published sealing key is all zeros"
+            );
+            let total = held.entry(who).or_default();
+            *total = total.saturating_add(record.deposit);
+        }
         for (who, amount) in held {
             ensure!(
                 T::Currency::balance_on_hold(&HoldReason::DataDeposit.into(), &who) == amount,

@@ -180,6 +180,11 @@ pub mod pallet {
         #[pallet::constant]
         type ContributionDeposit: Get<BalanceOf<Self>>;
 
+        /// Deposit held from an account while it publishes a sealing key; returned when it
+        /// removes the key.
+        #[pallet::constant]
+        type SealingKeyDeposit: Get<BalanceOf<Self>>;
+
         /// Deposit held from an aggregator for every dataset release (kept forever).
         #[pallet::constant]
         type ReleaseDeposit: Get<BalanceOf<Self>>;
@@ -326,6 +331,13 @@ pub mod pallet {
     #[pallet::storage]
     pub type Aggregators<T: Config> =
         StorageMap<_, Blake2_128Concat, ModelId, T::AccountId, OptionQuery>;
+
+    /// Accounts' published X25519 sealing keys (with the deposit each holds): a clinic seals
+    /// its records to the key of the model's aggregator read here, so no key ever travels
+    /// through the provider. Set and removed only by the account itself.
+    #[pallet::storage]
+    pub type SealingKeys<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, SealingKeyRecord<BalanceOf<T>>, OptionQuery>;
 
     /// Identifier the next data contribution receives.
     #[pallet::storage]
@@ -597,8 +609,15 @@ pub mod pallet {
             model_id: ModelId,
             contributor: T::AccountId,
             aggregator: T::AccountId,
+            /// The aggregator's sealing key the records were sealed to.
+            sealing_key: [u8; 32],
             commitment: H256,
             rows: u32,
+        },
+        /// An account published (`Some`) or removed (`None`) its sealing key.
+        SealingKeySet {
+            who: T::AccountId,
+            key: Option<[u8; 32]>,
         },
         /// A clinic withdrew an unreleased contribution; its deposit was returned.
         ContributionWithdrawn {
@@ -727,6 +746,11 @@ pub mod pallet {
         AggregatorNotIndependent,
         /// The model has no aggregator: there is nobody to seal records to or to remove.
         NoAggregator,
+        /// The account has published no sealing key (a model's aggregator must, before clinics
+        /// can seal records to it).
+        NoSealingKey,
+        /// A sealing key must be a valid X25519 public key: not all zeros.
+        InvalidSealingKey,
         /// Only the model's current aggregator may do this.
         NotAggregator,
         /// The model's owner and workers may not contribute records to it.
@@ -1344,6 +1368,18 @@ pub mod pallet {
                 rows,
                 contributions,
             )
+        }
+
+        /// Publish (`Some`) or remove (`None`) the caller's X25519 sealing key, the key clinics
+        /// seal records to when the caller is a model's aggregator. Publishing holds the
+        /// sealing-key deposit once; replacing keeps it; removing returns it. Records sealed
+        /// to a replaced key can only be opened with the old secret: the contribution names the
+        /// key it was sealed to.
+        #[pallet::call_index(20)]
+        #[pallet::weight(T::WeightInfo::set_sealing_key())]
+        pub fn set_sealing_key(origin: OriginFor<T>, key: Option<[u8; 32]>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_set_sealing_key(who, key)
         }
     }
 }

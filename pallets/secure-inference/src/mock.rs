@@ -39,6 +39,7 @@ pub const EVAL_KEY_DEPOSIT: u64 = 3;
 pub const USAGE_DEPOSIT: u64 = 2;
 pub const RETENTION: u64 = 10;
 pub const CONTRIBUTION_DEPOSIT: u64 = 4;
+pub const SEALING_KEY_DEPOSIT: u64 = 5;
 pub const RELEASE_DEPOSIT: u64 = 6;
 pub const MAX_QUASI_IDENTIFIERS: u32 = 3;
 pub const MAX_QI_NAME_LEN: u32 = 8;
@@ -58,6 +59,7 @@ impl pallet_secure_inference::Config for Test {
     type UsageDeposit = ConstU64<USAGE_DEPOSIT>;
     type RequestRetention = ConstU64<RETENTION>;
     type ContributionDeposit = ConstU64<CONTRIBUTION_DEPOSIT>;
+    type SealingKeyDeposit = ConstU64<SEALING_KEY_DEPOSIT>;
     type ReleaseDeposit = ConstU64<RELEASE_DEPOSIT>;
     type MaxQuasiIdentifiers = ConstU32<MAX_QUASI_IDENTIFIERS>;
     type MaxQiNameLen = ConstU32<MAX_QI_NAME_LEN>;

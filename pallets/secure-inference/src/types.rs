@@ -552,6 +552,8 @@ pub struct Contribution<AccountId, Balance, BlockNumber> {
     /// The account the records were sealed to: the model's aggregator at submission. Only
     /// this account, while still the model's aggregator, may publish a release of them.
     pub aggregator: AccountId,
+    /// The aggregator's sealing key at submission, the one the records were sealed to.
+    pub sealing_key: [u8; 32],
     /// Salted commitment of the sealed batch.
     pub commitment: H256,
     /// Number of records in the batch.
@@ -562,6 +564,15 @@ pub struct Contribution<AccountId, Balance, BlockNumber> {
     pub deposit: Balance,
     /// The release that aggregated these records; set once, then the record is kept forever.
     pub release: Option<ReleaseId>,
+}
+
+/// An account's published X25519 sealing key and the deposit it holds.
+#[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct SealingKeyRecord<Balance> {
+    /// The X25519 public key (32 bytes, as `smidl_anon::seal` encodes it).
+    pub key: [u8; 32],
+    /// Storage deposit held while the key is published.
+    pub deposit: Balance,
 }
 
 /// A k-anonymous (and l-diverse) dataset an aggregator derived off-chain from clinics'

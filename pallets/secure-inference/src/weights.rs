@@ -6,7 +6,7 @@
 //! Host `vm`, CPU `Intel(R) Xeon(R) Processor`. Regenerate with `scripts/bench-weights.sh`.
 //!
 //! Hand-written since (storage version 4), estimates until the next release-node benchmark
-//! run: `set_aggregator`, `contribute_data`, `withdraw_contribution` and `publish_dataset`
+//! run: `set_sealing_key`, `set_aggregator`, `contribute_data`, `withdraw_contribution` and `publish_dataset`
 //! (ref time set above the measured calls of the same shape, database accesses counted
 //! exactly), and the release lookups added to `set_workers` (r:+1), `authorise_retrain`
 //! (r:+3) and `retrain_model` (r:+3 w:+1), whose benchmarks now take that path.
@@ -62,6 +62,7 @@ pub trait WeightInfo {
 	fn contribute_data() -> Weight;
 	fn withdraw_contribution() -> Weight;
 	fn publish_dataset(c: u32, q: u32, ) -> Weight;
+	fn set_sealing_key() -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -341,6 +342,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 3243).saturating_mul(t.into()))
 	}
 	/// Estimate (not yet benchmarked on the release node).
+	/// Storage: `SecureInference::SealingKeys` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	fn set_sealing_key() -> Weight {
+		// Shape of an eval-key upload without the key bytes: one record, one hold.
+		Weight::from_parts(40_000_000, 4764)
+			.saturating_add(T::DbWeight::get().reads(2))
+			.saturating_add(T::DbWeight::get().writes(2))
+	}
+	/// Estimate (not yet benchmarked on the release node).
 	/// Storage: `SecureInference::Models` (r:1 w:0)
 	/// Proof: `SecureInference::Models` (`max_values`: None, `max_size`: Some(768), added: 3243, mode: `MaxEncodedLen`)
 	/// Storage: `SecureInference::Aggregators` (r:1 w:1)
@@ -367,7 +377,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn contribute_data() -> Weight {
 		// Shape of `register_eval_key` (model read, deposit hold, one record) plus a counter.
 		Weight::from_parts(70_000_000, 4233)
-			.saturating_add(T::DbWeight::get().reads(5))
+			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(4))
 	}
 	/// Estimate (not yet benchmarked on the release node).
@@ -513,6 +523,11 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2705).saturating_mul(p.into()))
 			.saturating_add(Weight::from_parts(0, 3243).saturating_mul(t.into()))
 	}
+fn set_sealing_key() -> Weight {
+		Weight::from_parts(40_000_000, 4764)
+			.saturating_add(RocksDbWeight::get().reads(2))
+			.saturating_add(RocksDbWeight::get().writes(2))
+	}
 	fn set_aggregator() -> Weight {
 		Weight::from_parts(25_000_000, 4233)
 			.saturating_add(RocksDbWeight::get().reads(2))
@@ -520,7 +535,7 @@ impl WeightInfo for () {
 	}
 	fn contribute_data() -> Weight {
 		Weight::from_parts(70_000_000, 4233)
-			.saturating_add(RocksDbWeight::get().reads(5))
+			.saturating_add(RocksDbWeight::get().reads(6))
 			.saturating_add(RocksDbWeight::get().writes(4))
 	}
 	fn withdraw_contribution() -> Weight {

@@ -139,6 +139,7 @@ parameter_types! {
     pub const RequestRetention: BlockNumber = super::DAYS;
     /// Contribution record: ~155 bytes with its key.
     pub const ContributionDeposit: Balance = deposit(1, 160);
+    pub const SealingKeyDeposit: Balance = deposit(1, 90);
     /// Release record (~905 bytes at most with 8 quasi-identifiers of 32 bytes and 64
     /// contributions) plus its commitment-index entry (~72 bytes); kept forever.
     pub const ReleaseDeposit: Balance = deposit(2, 1_000);
@@ -159,6 +160,7 @@ impl pallet_secure_inference::Config for Runtime {
     type UsageDeposit = UsageDeposit;
     type RequestRetention = RequestRetention;
     type ContributionDeposit = ContributionDeposit;
+    type SealingKeyDeposit = SealingKeyDeposit;
     type ReleaseDeposit = ReleaseDeposit;
     type MaxQuasiIdentifiers = ConstU32<8>;
     type MaxQiNameLen = ConstU32<32>;

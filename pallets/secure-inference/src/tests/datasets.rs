@@ -18,6 +18,12 @@ fn fund(accounts: &[u64]) {
 /// aggregators funded).
 fn aggregated() -> ModelId {
     fund(&[AGGREGATOR, AGGREGATOR2, CLINIC, CLINIC2]);
+    for (aggregator, key) in [(AGGREGATOR, 0xA1), (AGGREGATOR2, 0xA2)] {
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(aggregator),
+            Some([key; 32])
+        ));
+    }
     let id = register();
     assert_ok!(SecureInference::set_aggregator(
         RuntimeOrigin::signed(OWNER),
@@ -472,6 +478,118 @@ fn the_provider_cannot_contribute() {
     });
 }
 
+// ---------------------------------------------------------------- sealing keys
+
+/// A clinic must never be able to seal to a key the aggregator did not publish itself: without
+/// one on chain, contributing is refused (the client would otherwise take a key from whoever
+/// hands it one, e.g. the provider).
+#[test]
+fn no_contribution_before_the_aggregator_publishes_a_key() {
+    test(|| {
+        fund(&[AGGREGATOR, CLINIC]);
+        let id = register();
+        assert_ok!(SecureInference::set_aggregator(
+            RuntimeOrigin::signed(OWNER),
+            id,
+            Some(AGGREGATOR)
+        ));
+        assert_noop!(
+            SecureInference::contribute_data(RuntimeOrigin::signed(CLINIC), id, batch(0), 10),
+            Err::NoSealingKey
+        );
+        // The provider publishing a key of its own changes nothing: the aggregator's is read.
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(OWNER),
+            Some([0x0E; 32])
+        ));
+        assert_noop!(
+            SecureInference::contribute_data(RuntimeOrigin::signed(CLINIC), id, batch(0), 10),
+            Err::NoSealingKey
+        );
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(AGGREGATOR),
+            Some([0xA1; 32])
+        ));
+        let c = contribute(CLINIC, id, 10);
+        assert_eq!(
+            Contributions::<Test>::get(c).unwrap().sealing_key,
+            [0xA1; 32]
+        );
+        check();
+    });
+}
+
+#[test]
+fn sealing_keys_hold_one_deposit_and_only_their_owner_removes_them() {
+    test(|| {
+        fund(&[AGGREGATOR, CLINIC]);
+        assert_noop!(
+            SecureInference::set_sealing_key(RuntimeOrigin::signed(AGGREGATOR), Some([0; 32])),
+            Err::InvalidSealingKey
+        );
+        assert_noop!(
+            SecureInference::set_sealing_key(RuntimeOrigin::signed(AGGREGATOR), None),
+            Err::NoSealingKey
+        );
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(AGGREGATOR),
+            Some([1; 32])
+        ));
+        assert_eq!(
+            last_event(),
+            Event::SealingKeySet {
+                who: AGGREGATOR,
+                key: Some([1; 32])
+            }
+            .into()
+        );
+        // Rotating keeps the one deposit.
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(AGGREGATOR),
+            Some([2; 32])
+        ));
+        assert_eq!(data_held(AGGREGATOR), SEALING_KEY_DEPOSIT);
+        assert_eq!(SealingKeys::<Test>::get(AGGREGATOR).unwrap().key, [2; 32]);
+        check();
+        // Nobody removes another's key: a call only ever touches the caller's own record.
+        assert_noop!(
+            SecureInference::set_sealing_key(RuntimeOrigin::signed(CLINIC), None),
+            Err::NoSealingKey
+        );
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(AGGREGATOR),
+            None
+        ));
+        assert_eq!(data_held(AGGREGATOR), 0);
+        assert!(!SealingKeys::<Test>::contains_key(AGGREGATOR));
+        check();
+    });
+}
+
+/// Contributions name the key they were sealed to, so rotating the aggregator's key leaves a
+/// record of which secret opens which batch.
+#[test]
+fn contributions_record_the_key_in_force() {
+    test(|| {
+        let id = aggregated();
+        let a = contribute(CLINIC, id, 10);
+        assert_ok!(SecureInference::set_sealing_key(
+            RuntimeOrigin::signed(AGGREGATOR),
+            Some([0xB1; 32])
+        ));
+        let b = contribute(CLINIC2, id, 10);
+        assert_eq!(
+            Contributions::<Test>::get(a).unwrap().sealing_key,
+            [0xA1; 32]
+        );
+        assert_eq!(
+            Contributions::<Test>::get(b).unwrap().sealing_key,
+            [0xB1; 32]
+        );
+        check();
+    });
+}
+
 // ---------------------------------------------------------------- contributions
 
 #[test]
@@ -486,6 +604,7 @@ fn contributions_hold_deposits_until_withdrawn() {
                 model_id: id,
                 contributor: CLINIC,
                 aggregator: AGGREGATOR,
+                sealing_key: [0xA1; 32],
                 commitment: batch(a),
                 rows: 10,
             }
@@ -499,6 +618,7 @@ fn contributions_hold_deposits_until_withdrawn() {
                 model_id: id,
                 contributor: CLINIC,
                 aggregator: AGGREGATOR,
+                sealing_key: [0xA1; 32],
                 commitment: batch(b),
                 rows: 20,
                 submitted: 1,
@@ -556,7 +676,7 @@ fn a_released_contribution_stays_on_record() {
         );
         // Kept with its deposit, like the release with the aggregator's.
         assert_eq!(data_held(CLINIC), CONTRIBUTION_DEPOSIT);
-        assert_eq!(data_held(AGGREGATOR), RELEASE_DEPOSIT);
+        assert_eq!(data_held(AGGREGATOR), SEALING_KEY_DEPOSIT + RELEASE_DEPOSIT);
         // Even after the release trained a generation.
         assert_ok!(retrain(id, 8, 50, LineageChoice::Continue));
         assert_noop!(
@@ -756,6 +876,14 @@ fn publish_refuses_a_commitment_twice_and_an_unpaid_deposit() {
             other,
             Some(PAUPER)
         ));
+        // A key published while it could still pay (deposit already spent elsewhere).
+        SealingKeys::<Test>::insert(
+            PAUPER,
+            SealingKeyRecord {
+                key: [0xCC; 32],
+                deposit: 0,
+            },
+        );
         let d = contribute(CLINIC, other, 10);
         let by_pauper = Publish {
             by: PAUPER,
@@ -838,7 +966,7 @@ fn a_release_records_its_fields_and_event() {
         for c in [a, b] {
             assert_eq!(Contributions::<Test>::get(c).unwrap().release, Some(r));
         }
-        assert_eq!(data_held(AGGREGATOR), RELEASE_DEPOSIT);
+        assert_eq!(data_held(AGGREGATOR), SEALING_KEY_DEPOSIT + RELEASE_DEPOSIT);
         check();
     });
 }
