@@ -61,7 +61,7 @@ pub async fn keygen(ctx: &Context, path: &Path) -> Result<[u8; 32]> {
     let public = key.public();
     let call = smidl::transactions()
         .secure_inference()
-        .set_sealing_key(public);
+        .set_sealing_key(Some(public));
     chain::submit(&ctx.client, &call, &ctx.key, Wait::Finalized).await?;
     Ok(public)
 }
@@ -105,7 +105,8 @@ async fn aggregator_of(at: &AtBlock, model_id: u32) -> Result<(AccountId32, [u8;
         .context("reading SealingKeys")?
         .with_context(|| format!("the aggregator {agg} has published no sealing key"))?
         .decode()
-        .context("decoding SealingKeys")?;
+        .context("decoding SealingKeys")?
+        .key;
     Ok((agg, key))
 }
 
