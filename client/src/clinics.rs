@@ -287,6 +287,7 @@ pub async fn run_on(alice: &Context) -> Result<ClinicsReport> {
         7,
         "Bob's encrypted diabetes prediction from the new generation",
     );
+    crate::keys::wait_until_served(&bob, reg.model_id, std::time::Duration::from_secs(60)).await?;
     let session = crate::keys::session(&bob, reg.model_id).await?;
     let x = &next.dataset.test_x[0];
     let clear = next.server.eval_clear(x)?[0];

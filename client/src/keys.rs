@@ -42,6 +42,41 @@ fn key_path(home: &Path, account: &str, model_id: u32, spec: &ClientSpec) -> Pat
         .join(format!("model-{model_id}-{}.key", hex::encode(spec.id())))
 }
 
+/// Waits (up to `patience`) until the worker serves the weights the chain commits to for
+/// `model_id`. After a retrain the worker swaps the new version in when it processes the
+/// finalized `ModelRetrained`, a moment after the owner's call returns; until then
+/// [`session`] rightly refuses the old weights.
+pub async fn wait_until_served(
+    ctx: &Context,
+    model_id: u32,
+    patience: std::time::Duration,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let at = ctx.at_finalized().await?;
+        let info = read::model(&at, model_id)
+            .await?
+            .with_context(|| format!("model {model_id} is not registered on chain"))?;
+        let on_chain = format!("0x{}", hex::encode(info.weights_commitment.0));
+        let served = match ctx.worker.spec(model_id).await {
+            Ok((_, served)) => Some(served),
+            Err(_) => None,
+        };
+        if served.as_deref() == Some(on_chain.as_str()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "after {} s the worker still serves model {model_id} with weights {}, not the \
+                 chain's {on_chain}",
+                patience.as_secs(),
+                served.as_deref().unwrap_or("(none)")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// Fetches the model's public spec from the worker, checks the worker serves the weights the
 /// chain commits to, and loads or generates this account's keys for it. Uploads and registers
 /// the evaluation key when the model needs one and the chain does not have this key's hash.

@@ -710,17 +710,8 @@ async fn authorised_retrain(bob: &Context, alice: &Context) -> Result<()> {
     );
     // A fresh session checks the worker serves exactly the new commitment (the worker swaps
     // it in when it processes the finalized retrain, possibly a moment after us).
-    let mut tries = 0;
-    let s = loop {
-        match keys::session(bob, reg.model_id).await {
-            Ok(s) => break s,
-            Err(_) if tries < 40 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    keys::wait_until_served(bob, reg.model_id, Duration::from_secs(20)).await?;
+    let s = keys::session(bob, reg.model_id).await?;
     let Answer::Result(_) = infer::infer(bob, &s, &reg.dataset.test_x[1]).await? else {
         bail!("rejected after the retrain");
     };
