@@ -10,8 +10,16 @@ use smidl_fhe::model::{Activation, ModelKind, Normaliser, OutputTransform};
 use smidl_fhe::quant::{quantise, QuantConfig};
 use smidl_fhe::server::ServerModel;
 
+/// The fixtures are compiled in: a path baked in with `env!("CARGO_MANIFEST_DIR")` breaks when
+/// cargo reuses the test binary from a checkout at another path (the shared target dir).
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    match name {
+        "expected.json" => include_bytes!("../fixtures/expected.json").to_vec(),
+        "lr_sklearn.onnx" => include_bytes!("../fixtures/lr_sklearn.onnx").to_vec(),
+        "mlp_sklearn.onnx" => include_bytes!("../fixtures/mlp_sklearn.onnx").to_vec(),
+        "mlp_torch.onnx" => include_bytes!("../fixtures/mlp_torch.onnx").to_vec(),
+        other => panic!("no fixture {other}"),
+    }
 }
 
 fn expected() -> Value {
