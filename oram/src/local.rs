@@ -1,0 +1,274 @@
+//! The trusted local state of one epoch, kept apart from the untrusted storage: the key file
+//! (the epoch's key and identity, mode 0600) and the anchor file (the sequence number and hash
+//! of the last acknowledged journal record — what makes a rolled-back storage detectable after
+//! a restart). Both are replaced atomically (write a temporary file, then rename).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroize;
+
+use crate::bucket::EpochId;
+use crate::crypto::{sha256, EpochKey, Hash, HASH_BYTES, KEY_BYTES};
+use crate::error::OramError;
+
+const KEY_MAGIC: &[u8; 16] = b"smidl-oram-key1\0";
+const ANCHOR_MAGIC: &[u8; 16] = b"smidl-oram-anc1\0";
+const KEY_FILE_BYTES: usize = 16 + 16 + KEY_BYTES + 8 * 4;
+const ANCHOR_FILE_BYTES: usize = 16 + 16 + 8 + HASH_BYTES + HASH_BYTES;
+
+/// What a key file records besides the key: the shape the objects were written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub capacity: u64,
+    pub block_bytes: u64,
+    pub max_accesses: u64,
+    pub cached_levels: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: Hash,
+}
+
+/// The paths of one epoch's local files.
+#[derive(Clone, Debug)]
+pub struct LocalState {
+    pub key_path: PathBuf,
+    pub anchor_path: PathBuf,
+    /// fsync files and their directory (durability across power loss, not only SIGKILL).
+    pub sync: bool,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.')
+}
+
+impl LocalState {
+    pub fn new(dir: &Path, name: &str, sync: bool) -> Result<Self, OramError> {
+        if !valid_name(name) {
+            return Err(OramError::Config(format!(
+                "epoch name {name:?}: use 1..=128 of [A-Za-z0-9._-], not starting with '.'"
+            )));
+        }
+        Ok(Self {
+            key_path: dir.join(format!("{name}.key")),
+            anchor_path: dir.join(format!("{name}.anchor")),
+            sync,
+        })
+    }
+
+    pub fn exists(&self) -> bool {
+        self.key_path.exists()
+    }
+
+    fn key_err(&self, reason: impl Into<String>) -> OramError {
+        OramError::KeyFile {
+            path: self.key_path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn anchor_err(&self, reason: impl Into<String>) -> OramError {
+        OramError::Anchor {
+            path: self.anchor_path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Creates the key file; refuses to replace one (that would orphan an epoch's data).
+    pub fn create_key(
+        &self,
+        epoch: &EpochId,
+        key: &EpochKey,
+        shape: Shape,
+    ) -> Result<(), OramError> {
+        if self.key_path.exists() {
+            return Err(self.key_err("already exists: open the epoch instead of creating it"));
+        }
+        let mut buf = Vec::with_capacity(KEY_FILE_BYTES);
+        buf.extend_from_slice(KEY_MAGIC);
+        buf.extend_from_slice(epoch);
+        buf.extend_from_slice(key.as_bytes());
+        for v in [
+            shape.capacity,
+            shape.block_bytes,
+            shape.max_accesses,
+            shape.cached_levels,
+        ] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let r = self.write_atomic(&self.key_path, &buf, true);
+        buf.zeroize();
+        r
+    }
+
+    pub fn read_key(&self) -> Result<(EpochId, EpochKey, Shape), OramError> {
+        let mut buf = fs::read(&self.key_path).map_err(|e| self.key_err(e.to_string()))?;
+        let parsed = (|| {
+            if buf.len() != KEY_FILE_BYTES || &buf[..16] != KEY_MAGIC {
+                return Err(self.key_err("not a smidl ORAM key file"));
+            }
+            let epoch: EpochId = buf[16..32].try_into().expect("16 bytes");
+            let mut k = [0u8; KEY_BYTES];
+            k.copy_from_slice(&buf[32..32 + KEY_BYTES]);
+            let key = EpochKey::from_bytes(k);
+            k.zeroize();
+            let u = |i: usize| {
+                let o = 32 + KEY_BYTES + 8 * i;
+                u64::from_le_bytes(buf[o..o + 8].try_into().expect("8 bytes"))
+            };
+            let shape = Shape {
+                capacity: u(0),
+                block_bytes: u(1),
+                max_accesses: u(2),
+                cached_levels: u(3),
+            };
+            Ok((epoch, key, shape))
+        })();
+        buf.zeroize();
+        parsed
+    }
+
+    pub fn write_anchor(&self, epoch: &EpochId, a: Anchor) -> Result<(), OramError> {
+        let mut buf = Vec::with_capacity(ANCHOR_FILE_BYTES);
+        buf.extend_from_slice(ANCHOR_MAGIC);
+        buf.extend_from_slice(epoch);
+        buf.extend_from_slice(&a.seq.to_le_bytes());
+        buf.extend_from_slice(&a.hash);
+        let check = sha256(&[&buf]);
+        buf.extend_from_slice(&check);
+        self.write_atomic(&self.anchor_path, &buf, false)
+    }
+
+    /// `None` if there is no anchor file yet (a fresh epoch).
+    pub fn read_anchor(&self, epoch: &EpochId) -> Result<Option<Anchor>, OramError> {
+        let buf = match fs::read(&self.anchor_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.anchor_err(e.to_string())),
+        };
+        if buf.len() != ANCHOR_FILE_BYTES || &buf[..16] != ANCHOR_MAGIC {
+            return Err(self.anchor_err("not a smidl ORAM anchor file"));
+        }
+        let body = &buf[..ANCHOR_FILE_BYTES - HASH_BYTES];
+        if sha256(&[body]) != buf[ANCHOR_FILE_BYTES - HASH_BYTES..] {
+            return Err(self.anchor_err("checksum mismatch"));
+        }
+        if &buf[16..32] != epoch {
+            return Err(self.anchor_err("belongs to another epoch"));
+        }
+        Ok(Some(Anchor {
+            seq: u64::from_le_bytes(buf[32..40].try_into().expect("8 bytes")),
+            hash: buf[40..40 + HASH_BYTES].try_into().expect("32 bytes"),
+        }))
+    }
+
+    /// Overwrites the key file with zeros, flushes it to disk and unlinks it; removes the
+    /// anchor. Afterwards nothing on this machine opens the epoch's objects.
+    pub fn shred(&self) -> Result<(), OramError> {
+        if let Ok(meta) = fs::metadata(&self.key_path) {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&self.key_path)
+                .map_err(|e| self.key_err(e.to_string()))?;
+            f.write_all(&vec![0u8; meta.len() as usize])?;
+            f.sync_all()?;
+            drop(f);
+            fs::remove_file(&self.key_path)?;
+        }
+        match fs::remove_file(&self.anchor_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        sync_dir(&self.key_path)?;
+        Ok(())
+    }
+
+    fn write_atomic(&self, path: &Path, data: &[u8], secret: bool) -> Result<(), OramError> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| OramError::Config(format!("{} has no directory", path.display())))?;
+        fs::create_dir_all(dir)?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            if secret {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            #[cfg(not(unix))]
+            let _ = secret;
+            let mut f = opts.open(&tmp)?;
+            f.write_all(data)?;
+            if self.sync || secret {
+                f.sync_all()?;
+            }
+        }
+        fs::rename(&tmp, path)?;
+        if self.sync || secret {
+            sync_dir(path)?;
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), OramError> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_anchor_round_trip_and_shred() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalState::new(dir.path(), "e-1", false).unwrap();
+        let epoch = [7u8; 16];
+        let key = EpochKey::generate().unwrap();
+        let shape = Shape {
+            capacity: 16,
+            block_bytes: 8,
+            max_accesses: 100,
+            cached_levels: 2,
+        };
+        s.create_key(&epoch, &key, shape).unwrap();
+        assert!(s.create_key(&epoch, &key, shape).is_err(), "never replaced");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&s.key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "key file readable by others: {mode:o}");
+        }
+        let (e2, k2, sh2) = s.read_key().unwrap();
+        assert_eq!((e2, k2.as_bytes(), sh2), (epoch, key.as_bytes(), shape));
+        assert_eq!(s.read_anchor(&epoch).unwrap(), None);
+        let a = Anchor {
+            seq: 9,
+            hash: [3; 32],
+        };
+        s.write_anchor(&epoch, a).unwrap();
+        assert_eq!(s.read_anchor(&epoch).unwrap(), Some(a));
+        assert!(s.read_anchor(&[8u8; 16]).is_err(), "another epoch's anchor");
+        s.shred().unwrap();
+        assert!(!s.key_path.exists() && !s.anchor_path.exists());
+        assert!(LocalState::new(dir.path(), "../x", false).is_err());
+    }
+}
