@@ -34,6 +34,6 @@ mod tree;
 pub use crate::bucket::{object_bytes, Bucket, EpochId};
 pub use crate::crypto::{to_hex, EpochKey, Hash, EMPTY_HASH};
 pub use crate::error::OramError;
-pub use crate::oram::{verify_tree, Config, Oram, ShredReport};
+pub use crate::oram::{opens_with, verify_tree, Config, Oram, ShredReport};
 pub use crate::storage::{Backend, S3Config, Storage, Trace, TraceEvent};
 pub use crate::tree::{bucket_plain_bytes, stash_bound, Geometry, Params, Z};

@@ -258,6 +258,19 @@ impl Oram {
         &self.storage
     }
 
+    /// The epoch's public identity (bound into every object's AAD).
+    pub fn epoch_id(&self) -> EpochId {
+        self.epoch
+    }
+
+    /// Opens an object with the AEAD alone, skipping the Merkle check — what a store with
+    /// authenticated encryption but no freshness would accept. Tests use it to show that a
+    /// replayed object is authentic and only the hash chain rejects it.
+    #[doc(hidden)]
+    pub fn open_unverified(&self, node: u64, obj: &[u8]) -> Result<Bucket, OramError> {
+        Bucket::open(obj, &self.key, &self.epoch, node, &self.geo).map(|(b, _)| b)
+    }
+
     /// Reads a block (zeros if never written).
     pub async fn read(&mut self, addr: u64) -> Result<Vec<u8>, OramError> {
         self.access(addr, None).await
@@ -691,6 +704,13 @@ impl Drop for Oram {
             }
         }
     }
+}
+
+/// Whether `key` opens the sealed bucket `obj` of `epoch` at `node` (the shredding test tries
+/// every key-sized window of every file left on the machine).
+#[doc(hidden)]
+pub fn opens_with(key: [u8; 32], epoch: &EpochId, node: u64, obj: &[u8], g: &Geometry) -> bool {
+    Bucket::open(obj, &EpochKey::from_bytes(key), epoch, node, g).is_ok()
 }
 
 /// Checks, without the key, that the objects under `storage` form the Merkle tree of `root`:
