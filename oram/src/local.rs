@@ -1,7 +1,11 @@
 //! The trusted local state of one epoch, kept apart from the untrusted storage: the key file
 //! (the epoch's key and identity, mode 0600) and the anchor file (the sequence number and hash
 //! of the last acknowledged journal record — what makes a rolled-back storage detectable after
-//! a restart). Both are replaced atomically (write a temporary file, then rename).
+//! a restart). The key file is written once, atomically (temporary file, then rename). The
+//! anchor is rewritten on every commit, so it is not re-created each time (that costs a file
+//! creation per access): it has two fixed slots, written alternately in place, each with its own
+//! checksum, and the valid slot with the higher sequence number wins. A write cut short can only
+//! spoil the slot being written, never the previous anchor.
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +20,7 @@ use crate::error::OramError;
 const KEY_MAGIC: &[u8; 16] = b"smidl-oram-key1\0";
 const ANCHOR_MAGIC: &[u8; 16] = b"smidl-oram-anc1\0";
 const KEY_FILE_BYTES: usize = 16 + 16 + KEY_BYTES + 8 * 4;
-const ANCHOR_FILE_BYTES: usize = 16 + 16 + 8 + HASH_BYTES + HASH_BYTES;
+const ANCHOR_SLOT_BYTES: usize = 16 + 16 + 8 + HASH_BYTES + HASH_BYTES;
 
 /// What a key file records besides the key: the shape the objects were written with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,12 +38,13 @@ pub struct Anchor {
 }
 
 /// The paths of one epoch's local files.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LocalState {
     pub key_path: PathBuf,
     pub anchor_path: PathBuf,
     /// fsync files and their directory (durability across power loss, not only SIGKILL).
     pub sync: bool,
+    anchor_file: Option<fs::File>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -62,6 +67,7 @@ impl LocalState {
             key_path: dir.join(format!("{name}.key")),
             anchor_path: dir.join(format!("{name}.anchor")),
             sync,
+            anchor_file: None,
         })
     }
 
@@ -137,15 +143,53 @@ impl LocalState {
         parsed
     }
 
-    pub fn write_anchor(&self, epoch: &EpochId, a: Anchor) -> Result<(), OramError> {
-        let mut buf = Vec::with_capacity(ANCHOR_FILE_BYTES);
-        buf.extend_from_slice(ANCHOR_MAGIC);
-        buf.extend_from_slice(epoch);
-        buf.extend_from_slice(&a.seq.to_le_bytes());
-        buf.extend_from_slice(&a.hash);
-        let check = sha256(&[&buf]);
-        buf.extend_from_slice(&check);
-        self.write_atomic(&self.anchor_path, &buf, false)
+    pub fn write_anchor(&mut self, epoch: &EpochId, a: Anchor) -> Result<(), OramError> {
+        let mut slot = Vec::with_capacity(ANCHOR_SLOT_BYTES);
+        slot.extend_from_slice(ANCHOR_MAGIC);
+        slot.extend_from_slice(epoch);
+        slot.extend_from_slice(&a.seq.to_le_bytes());
+        slot.extend_from_slice(&a.hash);
+        let check = sha256(&[&slot]);
+        slot.extend_from_slice(&check);
+        if self.anchor_file.is_none() {
+            if let Some(dir) = self.anchor_path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.anchor_path)
+                .map_err(|e| self.anchor_err(e.to_string()))?;
+            if f.metadata()?.len() < 2 * ANCHOR_SLOT_BYTES as u64 {
+                f.set_len(2 * ANCHOR_SLOT_BYTES as u64)?;
+                f.sync_all()?;
+                sync_dir(&self.anchor_path)?;
+            }
+            self.anchor_file = Some(f);
+        }
+        let f = self.anchor_file.as_ref().expect("opened above");
+        write_at(f, &slot, (a.seq % 2) * ANCHOR_SLOT_BYTES as u64)?;
+        if self.sync {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn parse_slot(&self, slot: &[u8], epoch: &EpochId) -> Result<Option<Anchor>, OramError> {
+        let body = &slot[..ANCHOR_SLOT_BYTES - HASH_BYTES];
+        if &slot[..16] != ANCHOR_MAGIC || sha256(&[body]) != slot[ANCHOR_SLOT_BYTES - HASH_BYTES..]
+        {
+            return Ok(None); // never written, or a write cut short
+        }
+        if &slot[16..32] != epoch {
+            return Err(self.anchor_err("belongs to another epoch"));
+        }
+        Ok(Some(Anchor {
+            seq: u64::from_le_bytes(slot[32..40].try_into().expect("8 bytes")),
+            hash: slot[40..40 + HASH_BYTES].try_into().expect("32 bytes"),
+        }))
     }
 
     /// `None` if there is no anchor file yet (a fresh epoch).
@@ -155,25 +199,21 @@ impl LocalState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.anchor_err(e.to_string())),
         };
-        if buf.len() != ANCHOR_FILE_BYTES || &buf[..16] != ANCHOR_MAGIC {
+        if buf.len() != 2 * ANCHOR_SLOT_BYTES {
             return Err(self.anchor_err("not a smidl ORAM anchor file"));
         }
-        let body = &buf[..ANCHOR_FILE_BYTES - HASH_BYTES];
-        if sha256(&[body]) != buf[ANCHOR_FILE_BYTES - HASH_BYTES..] {
-            return Err(self.anchor_err("checksum mismatch"));
+        let (a, b) = buf.split_at(ANCHOR_SLOT_BYTES);
+        match (self.parse_slot(a, epoch)?, self.parse_slot(b, epoch)?) {
+            (Some(x), Some(y)) => Ok(Some(if x.seq >= y.seq { x } else { y })),
+            (Some(x), None) | (None, Some(x)) => Ok(Some(x)),
+            (None, None) => Err(self.anchor_err("no valid slot")),
         }
-        if &buf[16..32] != epoch {
-            return Err(self.anchor_err("belongs to another epoch"));
-        }
-        Ok(Some(Anchor {
-            seq: u64::from_le_bytes(buf[32..40].try_into().expect("8 bytes")),
-            hash: buf[40..40 + HASH_BYTES].try_into().expect("32 bytes"),
-        }))
     }
 
     /// Overwrites the key file with zeros, flushes it to disk and unlinks it; removes the
     /// anchor. Afterwards nothing on this machine opens the epoch's objects.
-    pub fn shred(&self) -> Result<(), OramError> {
+    pub fn shred(&mut self) -> Result<(), OramError> {
+        self.anchor_file = None;
         if let Ok(meta) = fs::metadata(&self.key_path) {
             let mut f = fs::OpenOptions::new()
                 .write(true)
@@ -223,6 +263,19 @@ impl LocalState {
     }
 }
 
+#[cfg(unix)]
+fn write_at(f: &fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(data, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(mut f: &fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(data)
+}
+
 fn sync_dir(path: &Path) -> Result<(), OramError> {
     #[cfg(unix)]
     if let Some(dir) = path.parent() {
@@ -240,7 +293,7 @@ mod tests {
     #[test]
     fn key_and_anchor_round_trip_and_shred() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalState::new(dir.path(), "e-1", false).unwrap();
+        let mut s = LocalState::new(dir.path(), "e-1", false).unwrap();
         let epoch = [7u8; 16];
         let key = EpochKey::generate().unwrap();
         let shape = Shape {

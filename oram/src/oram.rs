@@ -55,42 +55,26 @@ impl Config {
     }
 }
 
-/// What [`Oram::shred`] leaves for the record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShredReport {
-    /// Commits the epoch made.
-    pub seq: u64,
-    /// The Merkle root of the final tree: the hash of the sealed root bucket, whose children's
-    /// hashes are in the clear down to the leaves ([`verify_tree`] checks them without a key).
-    pub tree_root: Hash,
-    /// The hash of the last journal record (it commits to the final stash).
-    pub chain_head: Hash,
-    /// `sha256("smidl-oram/final/v1" ‖ epoch ‖ seq ‖ tree_root ‖ chain_head)`: the value to
-    /// publish.
-    pub final_root: Hash,
-    pub objects_deleted: u64,
-}
-
 pub struct Oram {
-    geo: Geometry,
-    params: Params,
-    epoch: EpochId,
-    key: EpochKey,
-    storage: Storage,
-    local: LocalState,
+    pub(crate) geo: Geometry,
+    pub(crate) params: Params,
+    pub(crate) epoch: EpochId,
+    pub(crate) key: EpochKey,
+    pub(crate) storage: Storage,
+    pub(crate) local: LocalState,
     /// Leaf of every block.
-    posmap: Vec<u32>,
-    stash: BTreeMap<u64, Vec<u8>>,
+    pub(crate) posmap: Vec<u32>,
+    pub(crate) stash: BTreeMap<u64, Vec<u8>>,
     /// The cached levels, heap-indexed. Only the lowest cached level's child hashes are
     /// meaningful (they name remote objects); the rest are computed when the tree is sealed.
-    top: Vec<Bucket>,
+    pub(crate) top: Vec<Bucket>,
     /// The root object's hash when no level is cached.
-    root_hash: Hash,
-    seq: u64,
-    chain: Hash,
-    since_checkpoint: u32,
-    poisoned: bool,
-    finalized: Option<Hash>,
+    pub(crate) root_hash: Hash,
+    pub(crate) seq: u64,
+    pub(crate) chain: Hash,
+    pub(crate) since_checkpoint: u32,
+    pub(crate) poisoned: bool,
+    pub(crate) finalized: Option<Hash>,
 }
 
 /// The side (0 left, 1 right) of the node at `level` on the path to `leaf`, under its parent.
@@ -98,7 +82,7 @@ fn side(g: &Geometry, leaf: u64, level: u32) -> usize {
     ((leaf >> (g.height - level)) & 1) as usize
 }
 
-fn random_posmap(g: &Geometry) -> Result<Vec<u32>, OramError> {
+pub(crate) fn random_posmap(g: &Geometry) -> Result<Vec<u32>, OramError> {
     let mut bytes = vec![0u8; 4 * g.capacity as usize];
     fill_random(&mut bytes)?;
     let mask = if g.height >= 32 {
@@ -115,7 +99,7 @@ fn random_posmap(g: &Geometry) -> Result<Vec<u32>, OramError> {
 impl Oram {
     /// Starts a new epoch: fresh key, identity, position map and an empty tree.
     pub async fn create(cfg: Config) -> Result<Self, OramError> {
-        let (geo, local, storage) = Self::prepare(&cfg)?;
+        let (geo, mut local, storage) = Self::prepare(&cfg)?;
         if local.exists() {
             return Err(OramError::Config(format!(
                 "epoch {:?} already exists in {}",
@@ -624,73 +608,6 @@ impl Oram {
         self.since_checkpoint = (self.seq - ckpt_seq.unwrap_or(0)) as u32;
         Ok(())
     }
-
-    /// Seals the tree top into objects on the storage, so that the whole tree hangs off one
-    /// root; no access is possible afterwards. Returns the tree root.
-    pub async fn seal_tree(&mut self) -> Result<Hash, OramError> {
-        if self.poisoned {
-            return Err(OramError::Poisoned);
-        }
-        if let Some(r) = self.finalized {
-            return Ok(r);
-        }
-        let g = self.geo.clone();
-        let c = g.cached_levels;
-        if c == 0 {
-            self.finalized = Some(self.root_hash);
-            return Ok(self.root_hash);
-        }
-        let mut hashes = vec![EMPTY_HASH; g.cached_nodes() as usize];
-        for level in (0..c).rev() {
-            let first = (1u64 << level) - 1;
-            let mut puts = Vec::new();
-            for node in first..first + (1u64 << level) {
-                let mut b = self.top[node as usize].clone();
-                if level + 1 < c {
-                    b.children = [
-                        hashes[(2 * node + 1) as usize],
-                        hashes[(2 * node + 2) as usize],
-                    ];
-                }
-                let obj = b.seal(&self.key, &self.epoch, node, self.seq, &g)?;
-                hashes[node as usize] = object_hash(&obj);
-                puts.push((node, obj));
-            }
-            for chunk in puts.chunks(64) {
-                try_join_all(
-                    chunk
-                        .iter()
-                        .map(|(n, o)| self.storage.put_bucket(*n, o.clone())),
-                )
-                .await?;
-            }
-        }
-        self.finalized = Some(hashes[0]);
-        Ok(hashes[0])
-    }
-
-    /// Ends the epoch: seals the tree, destroys the key (zeroed, flushed, unlinked) and only
-    /// then deletes the objects, so even a storage host that kept copies holds ciphertext no
-    /// key on this machine opens.
-    pub async fn shred(mut self) -> Result<ShredReport, OramError> {
-        let tree_root = self.seal_tree().await?;
-        let final_root = sha256(&[
-            b"smidl-oram/final/v1",
-            &self.epoch,
-            &self.seq.to_le_bytes(),
-            &tree_root,
-            &self.chain,
-        ]);
-        self.local.shred()?;
-        let objects_deleted = self.storage.delete_all().await?;
-        Ok(ShredReport {
-            seq: self.seq,
-            tree_root,
-            chain_head: self.chain,
-            final_root,
-            objects_deleted,
-        })
-    }
 }
 
 impl Drop for Oram {
@@ -704,44 +621,4 @@ impl Drop for Oram {
             }
         }
     }
-}
-
-/// Whether `key` opens the sealed bucket `obj` of `epoch` at `node` (the shredding test tries
-/// every key-sized window of every file left on the machine).
-#[doc(hidden)]
-pub fn opens_with(key: [u8; 32], epoch: &EpochId, node: u64, obj: &[u8], g: &Geometry) -> bool {
-    Bucket::open(obj, &EpochKey::from_bytes(key), epoch, node, g).is_ok()
-}
-
-/// Checks, without the key, that the objects under `storage` form the Merkle tree of `root`:
-/// every non-empty child hash names an object that exists and hashes to it. Returns the number
-/// of objects checked.
-pub async fn verify_tree(storage: &Storage, root: Hash) -> Result<u64, OramError> {
-    let mut frontier = vec![(0u64, root)];
-    let mut checked = 0;
-    while let Some((node, h)) = frontier.pop() {
-        if h == EMPTY_HASH {
-            continue;
-        }
-        let name = format!("bucket {node}");
-        let obj = storage
-            .get_bucket(node)
-            .await?
-            .ok_or_else(|| OramError::integrity(name.clone(), "missing"))?;
-        if object_hash(&obj) != h {
-            return Err(OramError::integrity(
-                name,
-                "does not match the published tree",
-            ));
-        }
-        checked += 1;
-        if Geometry::level_of(node) >= crate::tree::MAX_CAPACITY_LOG2 {
-            continue;
-        }
-        let ch =
-            Bucket::public_children(&obj).ok_or_else(|| OramError::integrity(name, "too short"))?;
-        frontier.push((2 * node + 1, ch[0]));
-        frontier.push((2 * node + 2, ch[1]));
-    }
-    Ok(checked)
 }

@@ -7,12 +7,24 @@ use std::collections::HashMap;
 use common::*;
 use smidl_oram::{Backend, Config, Oram, OramError, Params};
 
-async fn model_check(capacity: u64, treetop_buckets: usize, ops: usize) {
+async fn model_check(capacity: u64, treetop_buckets: usize, ops: usize, format: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = params(capacity, 12, treetop_buckets);
     p.checkpoint_every = 37;
     let (_store, cfg) = memory(p, dir.path());
-    let mut oram = Oram::create(cfg).await.unwrap();
+    let mut oram = Oram::create(cfg.clone()).await.unwrap();
+    if format {
+        let g = oram.geometry().clone();
+        let n = oram.format().await.unwrap();
+        assert_eq!(
+            n,
+            g.nodes() - g.cached_nodes(),
+            "every remote bucket is written"
+        );
+        // A formatted epoch reopens from its first checkpoint.
+        drop(oram);
+        oram = Oram::open(cfg).await.unwrap();
+    }
     let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut max_stash = 0;
     for i in 0..ops as u64 {
@@ -38,10 +50,12 @@ async fn model_check(capacity: u64, treetop_buckets: usize, ops: usize) {
 
 #[tokio::test]
 async fn reads_what_was_written_with_and_without_a_tree_top() {
-    model_check(64, 0, 800).await;
-    model_check(64, 7, 800).await;
-    model_check(100, 1 << 20, 800).await;
-    model_check(1, 0, 50).await;
+    model_check(64, 0, 800, false).await;
+    model_check(64, 7, 800, false).await;
+    model_check(100, 1 << 20, 800, false).await;
+    model_check(1, 0, 50, false).await;
+    model_check(64, 0, 400, true).await;
+    model_check(64, 7, 400, true).await;
 }
 
 #[tokio::test]
