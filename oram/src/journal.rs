@@ -1,7 +1,8 @@
 //! The write-ahead journal and checkpoints: how an access becomes durable before it is
 //! acknowledged, and how a restarted process rebuilds its client state.
 //!
-//! Each access writes one journal record `j/{seq}` *before* touching any home bucket. The record
+//! Each access writes one journal record (in ring slot `j/{seq mod checkpoint_every}`) *before*
+//! touching any home bucket. The record
 //! is sealed and holds everything the access changed: the position-map entry, the whole stash
 //! (padded to its bound R, so every record has the same size), the tree-top buckets on the path
 //! and the new sealed objects of the remote path. Records are hash-chained (each names its
@@ -148,6 +149,11 @@ fn slot_bytes(g: &Geometry) -> usize {
 }
 
 impl Record {
+    /// The size of every sealed record of this geometry.
+    pub fn sealed_bytes(g: &Geometry) -> usize {
+        crate::crypto::NONCE_BYTES + Self::plain_bytes(g) + crate::crypto::TAG_BYTES
+    }
+
     fn plain_bytes(g: &Geometry) -> usize {
         8 * 4
             + 2 * HASH_BYTES

@@ -214,7 +214,9 @@ impl Oram {
                 )));
             }
         }
-        let mut storage = Storage::new(cfg.backend.build()?, &cfg.name);
+        let mut storage =
+            cfg.backend
+                .open(&cfg.name, u64::from(cfg.params.checkpoint_every), cfg.sync)?;
         if let Some(t) = &cfg.trace {
             storage = storage.with_trace(t.clone());
         }
@@ -502,11 +504,8 @@ impl Oram {
                     .await?;
             }
         }
-        for s in self.storage.list_seqs("j").await? {
-            if s <= self.seq {
-                self.storage.delete(&self.storage.journal_path(s)).await?;
-            }
-        }
+        // The journal slots this checkpoint covers are reused, not deleted: the ring holds
+        // `checkpoint_every` records, exactly the ones written since the last checkpoint.
         self.since_checkpoint = 0;
         Ok(())
     }
@@ -592,12 +591,8 @@ impl Oram {
         if let Some(r) = &last {
             self.write_back(r).await?;
         }
-        // Records and checkpoints past the anchor were never acknowledged.
-        for s in self.storage.list_seqs("j").await? {
-            if s > anchor.seq || ckpt_seq.is_some_and(|c| s <= c) {
-                self.storage.delete(&self.storage.journal_path(s)).await?;
-            }
-        }
+        // Checkpoints past the anchor were never acknowledged. (A record past it sits in the
+        // ring slot the next access overwrites.)
         for s in self.storage.list_seqs("c").await? {
             if s > anchor.seq {
                 self.storage
@@ -606,6 +601,12 @@ impl Oram {
             }
         }
         self.since_checkpoint = (self.seq - ckpt_seq.unwrap_or(0)) as u32;
+        // A process that died between its last journal record and the checkpoint due after it
+        // leaves the ring full: checkpoint now, before the next record overwrites a slot that
+        // recovery still needs.
+        if self.since_checkpoint >= self.params.checkpoint_every {
+            self.checkpoint().await?;
+        }
         Ok(())
     }
 }

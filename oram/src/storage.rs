@@ -20,8 +20,9 @@ use crate::error::OramError;
 pub enum Backend {
     /// In process memory (benchmarks, tests).
     Memory,
-    /// A directory on the local filesystem (the embedded default). Writes are atomic
-    /// (staged and renamed by `object_store`).
+    /// A directory on the local filesystem (the embedded default), through `object_store`'s
+    /// `LocalFileSystem`. New objects are created atomically (staged and renamed); an object
+    /// that already exists is rewritten in place (see [`Storage::put_bucket`]).
     Fs { root: PathBuf },
     /// Any S3-compatible service, path-style requests.
     S3(S3Config),
@@ -65,10 +66,7 @@ impl Backend {
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>, OramError> {
         Ok(match self {
             Self::Memory => Arc::new(InMemory::new()),
-            Self::Fs { root } => {
-                std::fs::create_dir_all(root)?;
-                Arc::new(LocalFileSystem::new_with_prefix(root)?)
-            }
+            Self::Fs { root } => Self::local(root, false)?,
             Self::S3(c) => Arc::new(
                 AmazonS3Builder::new()
                     .with_endpoint(&c.endpoint)
@@ -82,6 +80,81 @@ impl Backend {
             ),
             Self::Custom(s) => s.clone(),
         })
+    }
+
+    fn local(root: &std::path::Path, fsync: bool) -> Result<Arc<LocalFileSystem>, OramError> {
+        std::fs::create_dir_all(root)?;
+        Ok(Arc::new(
+            LocalFileSystem::new_with_prefix(root)?.with_fsync(fsync),
+        ))
+    }
+
+    /// The storage of one epoch (`prefix`), with a journal ring of `journal_slots` objects.
+    /// `fsync` makes filesystem writes durable before they return (power loss, not just a
+    /// killed process).
+    pub fn open(
+        &self,
+        prefix: &str,
+        journal_slots: u64,
+        fsync: bool,
+    ) -> Result<Storage, OramError> {
+        let (store, local): (Arc<dyn ObjectStore>, _) = match self {
+            Self::Fs { root } => {
+                let l = Self::local(root, fsync)?;
+                (l.clone(), Some(l))
+            }
+            other => (other.build()?, None),
+        };
+        Ok(Storage {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            trace: None,
+            journal_slots: journal_slots.max(1),
+            in_place: local.map(|fs| InPlace { fs, fsync }),
+        })
+    }
+}
+
+/// Rewrites existing files of the filesystem backend in place.
+///
+/// Why: `LocalFileSystem::put` stages a new file and renames it over the old one, so every
+/// bucket write costs an inode creation and deletion (≈ 380 µs on ext4 here, against ≈ 14 µs
+/// for a `pwrite` into the existing file) and the filesystem backend was 14× slower than the
+/// in-memory one. Atomicity is not needed for buckets and journal slots: every write-back is
+/// preceded by a journal record holding the new objects, so a write torn by a crash is redone
+/// on recovery, and a torn journal slot belongs to an access that was never acknowledged.
+/// A torn object fails its AEAD tag, so it is never mistaken for a fresh one.
+#[derive(Clone)]
+struct InPlace {
+    fs: Arc<LocalFileSystem>,
+    fsync: bool,
+}
+
+impl InPlace {
+    /// Writes `obj` over the existing file at `p`; `false` if there is no such file yet.
+    async fn overwrite(&self, p: &Path, obj: &[u8]) -> Result<bool, OramError> {
+        let file = self.fs.path_to_filesystem(p)?;
+        let fsync = self.fsync;
+        let obj = obj.to_vec();
+        tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            use std::os::unix::fs::FileExt;
+            let f = match std::fs::OpenOptions::new().write(true).open(&file) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            f.write_all_at(&obj, 0)?;
+            if f.metadata()?.len() != obj.len() as u64 {
+                f.set_len(obj.len() as u64)?;
+            }
+            if fsync {
+                f.sync_data()?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(|e| OramError::Io(std::io::Error::other(e)))?
+        .map_err(OramError::Io)
     }
 }
 
@@ -97,12 +170,16 @@ pub enum TraceEvent {
 
 pub type Trace = Arc<Mutex<Vec<TraceEvent>>>;
 
-/// One epoch's objects: `{prefix}/b/{node}`, `{prefix}/j/{seq}`, `{prefix}/c/{seq}`.
+/// One epoch's objects: `{prefix}/b/{node}`, `{prefix}/j/{slot}` (a ring: record `seq` lives
+/// in slot `seq mod journal_slots`, overwritten once a checkpoint covers it) and
+/// `{prefix}/c/{seq}`.
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     trace: Option<Trace>,
+    journal_slots: u64,
+    in_place: Option<InPlace>,
 }
 
 fn seq_name(seq: u64) -> String {
@@ -110,11 +187,14 @@ fn seq_name(seq: u64) -> String {
 }
 
 impl Storage {
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+    /// A store built by the caller, with a journal ring of `journal_slots` objects.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, journal_slots: u64) -> Self {
         Self {
             store,
             prefix: prefix.trim_matches('/').to_string(),
             trace: None,
+            journal_slots: journal_slots.max(1),
+            in_place: None,
         }
     }
 
@@ -138,8 +218,9 @@ impl Storage {
         self.path("b", &node.to_string())
     }
 
+    /// The ring slot that holds record `seq`.
     pub fn journal_path(&self, seq: u64) -> Path {
-        self.path("j", &seq_name(seq))
+        self.path("j", &seq_name(seq % self.journal_slots))
     }
 
     pub fn checkpoint_path(&self, seq: u64) -> Path {
@@ -163,20 +244,27 @@ impl Storage {
         self.get_opt(&self.bucket_path(node)).await
     }
 
+    /// Buckets and journal slots are only ever replaced by objects of the same size, so on the
+    /// filesystem backend an existing one is rewritten in place ([`InPlace`] says why that is
+    /// safe); anything else is an ordinary atomic put.
+    async fn put_rewritable(&self, p: &Path, obj: Vec<u8>) -> Result<(), OramError> {
+        if let Some(ip) = &self.in_place {
+            if ip.overwrite(p, &obj).await? {
+                return Ok(());
+            }
+        }
+        self.store.put(p, PutPayload::from(obj)).await?;
+        Ok(())
+    }
+
     pub async fn put_bucket(&self, node: u64, obj: Vec<u8>) -> Result<(), OramError> {
         self.record(TraceEvent::PutBucket(node));
-        self.store
-            .put(&self.bucket_path(node), PutPayload::from(obj))
-            .await?;
-        Ok(())
+        self.put_rewritable(&self.bucket_path(node), obj).await
     }
 
     pub async fn put_journal(&self, seq: u64, obj: Vec<u8>) -> Result<(), OramError> {
         self.record(TraceEvent::PutJournal { bytes: obj.len() });
-        self.store
-            .put(&self.journal_path(seq), PutPayload::from(obj))
-            .await?;
-        Ok(())
+        self.put_rewritable(&self.journal_path(seq), obj).await
     }
 
     pub async fn get_journal(&self, seq: u64) -> Result<Option<Bytes>, OramError> {
