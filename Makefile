@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
 export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 
-.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain bench-dp bench-kanon
+.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain bench-dp bench-kanon bench-oram
 
 ## Install what a fresh Debian machine needs (idempotent).
 setup:
@@ -57,3 +57,9 @@ bench-dp:
 bench-kanon:
 	bash scripts/cargo.sh run --release -p smidl-anon --bin smidl-anon-bench
 	bash scripts/cargo.sh run --release -p smidl-dp --bin smidl-dp-bench -- --kanon --draws 20
+
+## ORAM: ms per access of smidl-oram (memory, local filesystem, s3s-fs on loopback) against Meta's
+## `oram` crate (in memory, unencrypted) at 2^12 … 2^20 blocks of 64 B and 2^16 × 4096 B (RESULT
+## lines). Options after `--`, e.g. `make bench-oram ARGS="--sizes 16 --backends anchor,fs"`.
+bench-oram:
+	bash scripts/cargo.sh run --release -p smidl-oram --example bench -- $(ARGS)

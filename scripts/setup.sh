@@ -3,7 +3,8 @@
 #
 # Installs: protoc (the node's libp2p crates need it), a wasm32v1-none toolchain for the runtime
 # (via `rustup target add` when it can download, else the offline recipe of ../shared/TOOLCHAIN.md),
-# and the npm packages of the polkadot.js test. Safe to run again: every step checks first.
+# the npm packages of the polkadot.js test, and `s3s-fs` (the S3-speaking server the ORAM tests
+# start on loopback, built from crates.io). Safe to run again: every step checks first.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,4 +87,13 @@ if [ -f "$here/tests/polkadot-js/package-lock.json" ]; then
     (cd "$here/tests/polkadot-js" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
+# 4. s3s-fs: a real S3 API server over a directory, for smidl-oram's S3 backend tests and
+# benchmark. Built in its own target dir so it never invalidates the workspace's.
+S3S_FS_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null 2>&1 || ! s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+  log "cargo install s3s-fs $S3S_FS_VERSION (a few minutes, once)"
+  CARGO_TARGET_DIR="$HOME/.cache/s3s-fs-target" cargo install s3s-fs --version "$S3S_FS_VERSION" \
+    --features binary --locked --quiet
+fi
+log "s3s-fs: $(command -v s3s-fs)"
 log "done"

@@ -39,6 +39,12 @@ impl EpochKey {
         &self.0
     }
 
+    /// An independent key for one purpose: SHA-256 over a domain, this (uniformly random) key
+    /// and the purpose. Destroying the epoch key destroys every key derived from it.
+    pub(crate) fn derive(&self, purpose: &[u8]) -> EpochKey {
+        EpochKey(sha256(&[b"smidl-oram/subkey/v1", &self.0, purpose]))
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.0.as_ref().into())
     }

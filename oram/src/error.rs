@@ -4,6 +4,10 @@
 pub enum OramError {
     #[error("invalid ORAM parameters: {0}")]
     Config(String),
+    #[error("the epoch's record store is full: {0}")]
+    Full(String),
+    #[error("a value of {len} bytes is over the limit of {max}")]
+    TooLarge { len: u64, max: u64 },
     #[error("address {address} is outside the ORAM's {capacity} blocks")]
     AddressOutOfRange { address: u64, capacity: u64 },
     #[error("a block is {expected} bytes, got {got}")]

@@ -19,9 +19,14 @@
 //! - **Erasure**: one key per epoch, in a key file apart from the storage; [`Oram::shred`]
 //!   destroys the key before deleting the objects and returns the epoch's final root.
 //!
+//! Layers, each usable alone: [`Oram`] (fixed-size blocks by address), blobs sealed under the
+//! epoch key for large values ([`Oram::put_blob`]), and [`Records`] (values of any size by
+//! key, over one ORAM).
+//!
 //! No chain code: usable on its own, like `smidl-fhe`. See `docs/oram.md` for the threat model
 //! and what the host still learns.
 
+mod blobs;
 mod bucket;
 mod crypto;
 mod error;
@@ -29,13 +34,16 @@ pub mod journal;
 mod lifecycle;
 mod local;
 mod oram;
+mod records;
 mod storage;
 mod tree;
 
+pub use crate::blobs::{BlobRef, MAX_BLOB_BYTES};
 pub use crate::bucket::{object_bytes, Bucket, EpochId};
 pub use crate::crypto::{to_hex, EpochKey, Hash, EMPTY_HASH};
 pub use crate::error::OramError;
 pub use crate::lifecycle::{opens_with, verify_tree, ShredReport};
 pub use crate::oram::{Config, Oram};
+pub use crate::records::{Layout, RecordKey, Records};
 pub use crate::storage::{Backend, S3Config, Storage, Trace, TraceEvent};
 pub use crate::tree::{bucket_plain_bytes, stash_bound, Geometry, Params, Z};

@@ -165,12 +165,14 @@ pub enum TraceEvent {
     PutBucket(u64),
     PutJournal { bytes: usize },
     PutCheckpoint { bytes: usize },
+    PutBlob { bytes: usize },
+    GetBlob { bytes: usize },
     Other,
 }
 
 pub type Trace = Arc<Mutex<Vec<TraceEvent>>>;
 
-/// One epoch's objects: `{prefix}/b/{node}`, `{prefix}/j/{slot}` (a ring: record `seq` lives
+/// One epoch's objects: `{prefix}/x/{name}` (separately sealed blobs), `{prefix}/b/{node}`, `{prefix}/j/{slot}` (a ring: record `seq` lives
 /// in slot `seq mod journal_slots`, overwritten once a checkpoint covers it) and
 /// `{prefix}/c/{seq}`.
 #[derive(Clone)]
@@ -283,6 +285,39 @@ impl Storage {
     pub async fn get_checkpoint(&self, seq: u64) -> Result<Option<Bytes>, OramError> {
         self.record(TraceEvent::Other);
         self.get_opt(&self.checkpoint_path(seq)).await
+    }
+
+    pub fn blob_path(&self, name: &str) -> Path {
+        self.path("x", name)
+    }
+
+    pub async fn put_blob(&self, name: &str, obj: Vec<u8>) -> Result<(), OramError> {
+        self.record(TraceEvent::PutBlob { bytes: obj.len() });
+        self.store
+            .put(&self.blob_path(name), PutPayload::from(obj))
+            .await?;
+        Ok(())
+    }
+
+    /// The blob `name` if it is exactly `expected_bytes` long; the size is checked from the
+    /// object's metadata before its body is read, so a host cannot make us buffer more.
+    pub async fn get_blob(
+        &self,
+        name: &str,
+        expected_bytes: u64,
+    ) -> Result<Option<Bytes>, OramError> {
+        self.record(TraceEvent::GetBlob {
+            bytes: expected_bytes as usize,
+        });
+        let r = match self.store.get(&self.blob_path(name)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if r.meta.size != expected_bytes {
+            return Err(OramError::integrity("blob", "wrong size"));
+        }
+        Ok(Some(r.bytes().await?))
     }
 
     /// Sequence numbers of the objects of `kind` ("j" or "c"), ascending.
