@@ -3,8 +3,10 @@
 //! Per model and epoch, in this order, each step persisted so a restart resumes it:
 //! 1. wait until the epoch has no pending request and its results were available for
 //!    `result_retention_blocks` finalized blocks (clients fetch them meanwhile);
-//! 2. **controlled deletion**: every stored input and result of the epoch (and, if the owner
-//!    asked, the evaluation keys) in one store transaction, then a check that none remain;
+//! 2. **controlled deletion**: the model's vault generation (every stored input and result of
+//!    the epoch and, if the owner asked, the evaluation keys) is shredded — its ORAM key
+//!    destroyed, then its objects deleted, after copying what survives into the next generation
+//!    — then a check that none remain; the erasure report and final root are kept;
 //! 3. a signed `reset_model` (same weights, same lineage) or, when the owner staged a next
 //!    version here and authorised it on chain, `retrain_model` with exactly the authorised
 //!    commitments and lineage choice (a worker key alone cannot restart budgets);
@@ -153,13 +155,21 @@ pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(
             format!("controlled deletion incomplete: {left:?} remain"),
         ));
     }
+    let erasure = worker.store.erasure(model_id, epoch)?;
+    let root = erasure
+        .as_ref()
+        .and_then(|e| e.final_root)
+        .map(hex::encode)
+        .unwrap_or_else(|| "none (nothing stored)".into());
     tracing::info!(
         model = model_id,
         epoch,
         inputs = deleted.inputs,
         results = deleted.results,
         eval_keys = deleted.eval_keys,
-        "epoch's client data deleted"
+        objects = erasure.as_ref().map_or(0, |e| e.objects_deleted),
+        final_root = %root,
+        "epoch's client data shredded (vault key destroyed, objects deleted)"
     );
     worker.store.set_limit_stage(
         model_id,

@@ -20,9 +20,13 @@ struct Args {
     /// Address of the HTTP API.
     #[arg(long, env = "SMIDL_WORKER_LISTEN", default_value = "127.0.0.1:8088")]
     listen: SocketAddr,
-    /// Data directory: the encrypted store and its key.
+    /// Data directory: the database and the client-data ORAM (untrusted storage; holds no key).
     #[arg(long, env = "SMIDL_WORKER_DATA", default_value = "./smidl-worker-data")]
     data_dir: PathBuf,
+    /// Key directory: the data key and the vaults' keys, apart from the data directory
+    /// (default: `<data-dir>.keys`). Put it on separate, non-backed-up storage or a secret mount.
+    #[arg(long, env = "SMIDL_WORKER_KEYS")]
+    key_dir: Option<PathBuf>,
     /// Development chain: sign as the dev account //Alice.
     #[arg(long, conflicts_with = "key_file")]
     dev: bool,
@@ -61,7 +65,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (None, true) => chain::keypair_from_uri("//Alice")?,
         (None, false) => return Err("give --key-file, or --dev for a development chain".into()),
     };
-    let store = Store::open(&args.data_dir)?;
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| smidl_worker::store::default_key_dir(&args.data_dir));
+    let store = Store::open(&args.data_dir, &key_dir)?;
     let client = chain::connect_patiently(&args.rpc, Duration::from_secs(60)).await?;
     let mut settings = Settings::new(args.rpc.clone(), args.listen, args.data_dir.clone());
     settings.concurrency = args.concurrency;

@@ -7,7 +7,9 @@
 //! 4. a non-worker account cannot submit results; the worker killed with SIGKILL around a
 //!    request and restarted finishes every request exactly once;
 //! 5. budget exhaustion and K exhaustion refuse further requests;
-//! 6. after the worker's reset no stored client data of the old epoch remains;
+//! 6. after the worker's reset no stored client data of the old epoch remains: the epoch's vault
+//!    was shredded (key and objects gone, an erasure report with its final root kept), and a
+//!    copy of its objects taken while it was live opens with nothing in the key directory;
 //! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
 //! 8. a result is never served before its completion is finalized;
 //! 9. with two workers registered, each request is answered once, by its assigned worker;
@@ -338,6 +340,68 @@ async fn crash_recovery(
     Ok(())
 }
 
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Bucket objects of a vault as a storage host would keep them, and what opening them needs
+/// besides the key (the epoch id, read from the key file by this omniscient test).
+struct HostCopy {
+    epoch: [u8; 16],
+    buckets: Vec<(u64, Vec<u8>)>,
+    geometry: smidl_oram::Geometry,
+}
+
+impl HostCopy {
+    fn take(vault_dir: &std::path::Path, key_file: &std::path::Path) -> Result<Self> {
+        let key = std::fs::read(key_file).context("the vault's key file")?;
+        // Key file layout (smidl-oram): magic (16) ‖ epoch id (16) ‖ key (32) ‖ shape.
+        let epoch: [u8; 16] = key
+            .get(16..32)
+            .context("short key file")?
+            .try_into()
+            .expect("16 bytes");
+        let mut buckets = Vec::new();
+        for f in files_under(&vault_dir.join("b")).into_iter().take(1) {
+            let node = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .context("bucket file name")?;
+            buckets.push((node, std::fs::read(&f)?));
+        }
+        ensure!(!buckets.is_empty(), "the live vault has no bucket on disk");
+        let geometry = smidl_oram::Geometry::new(&smidl_worker::store::vault::params())?;
+        Ok(Self {
+            epoch,
+            buckets,
+            geometry,
+        })
+    }
+
+    /// Whether any 32-byte window of `bytes` opens a copied bucket.
+    fn opened_by(&self, bytes: &[u8]) -> bool {
+        bytes.windows(32).any(|w| {
+            let k: [u8; 32] = w.try_into().expect("32 bytes");
+            self.buckets
+                .iter()
+                .any(|(n, o)| smidl_oram::opens_with(k, &self.epoch, *n, o, &self.geometry))
+        })
+    }
+}
+
 async fn limits_and_deletion(
     net: &mut Devnet,
     bob: &Context,
@@ -369,6 +433,16 @@ async fn limits_and_deletion(
         };
         results.push(o.request_id);
     }
+    // A storage host's copy of the live epoch's vault; the control shows the live key opens it.
+    let vault = format!("m{}-g0", reg.model_id);
+    let vault_dir = net.worker_data().join("oram").join(&vault);
+    let key_dir = smidl_worker::store::default_key_dir(&net.worker_data());
+    let key_file = key_dir.join("oram").join(format!("{vault}.key"));
+    let host_copy = HostCopy::take(&vault_dir, &key_file)?;
+    ensure!(
+        host_copy.opened_by(&std::fs::read(&key_file)?),
+        "control: the live vault key must open the host's copy"
+    );
     match infer::infer(charlie, &sc, &reg.dataset.test_x[3]).await {
         Err(e) if refusal(&e).as_deref() == Some("ModelExhausted") => {}
         other => bail!("query beyond K: {:?}", other.map(|_| ())),
@@ -391,13 +465,35 @@ async fn limits_and_deletion(
     }
     // ...and from the store itself (opened after stopping the worker).
     net.kill_worker()?;
-    let store = smidl_worker::store::Store::open(&net.worker_data())?;
+    let store = smidl_worker::store::Store::open(
+        &net.worker_data(),
+        &smidl_worker::store::default_key_dir(&net.worker_data()),
+    )?;
     let left = store.client_data_count(reg.model_id, 0)?;
     ensure!(
         left.inputs == 0 && left.results == 0 && left.eval_keys == 0,
         "client data of epoch 0 left after the reset: {left:?}"
     );
+    let erasure = store
+        .erasure(reg.model_id, 0)?
+        .context("no erasure report for epoch 0")?;
+    ensure!(
+        erasure.final_root.is_some() && erasure.objects_deleted > 0,
+        "erasure report: {erasure:?}"
+    );
     drop(store);
+    ensure!(!key_file.exists(), "the old epoch's vault key survived");
+    ensure!(
+        files_under(&vault_dir).is_empty(),
+        "objects of the old epoch's vault survived"
+    );
+    for f in files_under(&key_dir) {
+        ensure!(
+            !host_copy.opened_by(&std::fs::read(&f)?),
+            "{} opens the shredded epoch",
+            f.display()
+        );
+    }
     net.start_worker().await?;
     // The new epoch serves again; n_i restarted.
     let Answer::Result(_) = infer::infer(charlie, &sc, &reg.dataset.test_x[3]).await? else {
@@ -406,7 +502,10 @@ async fn limits_and_deletion(
     let (n_i, _) = spent(charlie, reg.model_id).await?;
     ensure!(n_i == 1, "n_i in the new epoch is {n_i}");
     eprintln!(
-        "  reset in block #{block} by the worker; no client data of epoch 0 left; epoch 1 serves"
+        "  reset in block #{block} by the worker; epoch 0's vault shredded ({} objects, final root \
+         {}); nothing in the key directory opens the host's copy; epoch 1 serves",
+        erasure.objects_deleted,
+        hex::encode(erasure.final_root.unwrap_or_default())
     );
     Ok(())
 }

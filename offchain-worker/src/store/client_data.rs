@@ -42,6 +42,17 @@ impl Store {
         })
     }
 
+    /// The vault generation that receives `model_id`'s client data now.
+    pub fn generation(&self, model_id: u32) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            Ok(txn
+                .open_table(VAULT_GEN)?
+                .get(model_id)?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        })
+    }
+
     /// Stores (replacing) `account`'s evaluation key for `model_id`; returns its BLAKE2b-256
     /// commitment, which is what the chain records.
     pub fn put_eval_key(
@@ -51,20 +62,12 @@ impl Store {
         bytes: &[u8],
     ) -> Result<Hash, StoreError> {
         let commitment = blake2_256(bytes);
-        let sealed = self.sealer.seal_with(
-            &eval_key_aad(model_id, account),
-            commitment.len() + bytes.len(),
-            |buf| {
-                buf.extend_from_slice(&commitment);
-                buf.extend_from_slice(bytes);
-                Ok(())
-            },
-        )?;
-        self.write(|txn| {
-            txn.open_table(EVAL_KEYS)?
-                .insert((model_id, *account), sealed.as_slice())?;
-            Ok(())
-        })?;
+        let mut value = Zeroizing::new(Vec::with_capacity(64 + bytes.len()));
+        value.extend_from_slice(account);
+        value.extend_from_slice(&commitment);
+        value.extend_from_slice(bytes);
+        let (key, g) = (eval_key_key(model_id, account), self.generation(model_id)?);
+        self.vaults.run(move |v| v.put(model_id, g, key, &value))?;
         Ok(commitment)
     }
 
@@ -74,30 +77,24 @@ impl Store {
         account: &AccountId,
         model_id: u32,
     ) -> Result<Option<(Hash, Vec<u8>)>, StoreError> {
-        let sealed = self.read(|txn| {
-            Ok(txn
-                .open_table(EVAL_KEYS)?
-                .get((model_id, *account))?
-                .map(|v| v.value().to_vec()))
-        })?;
-        let Some(sealed) = sealed else {
+        let (key, g) = (eval_key_key(model_id, account), self.generation(model_id)?);
+        let Some(mut plain) = self.vaults.run(move |v| v.get(model_id, g, key))? else {
             return Ok(None);
         };
-        let mut plain = self
-            .sealer
-            .open(&eval_key_aad(model_id, account), &sealed)?;
-        drop(sealed);
-        let commitment: Hash =
-            plain
-                .get(..32)
-                .and_then(|c| c.try_into().ok())
-                .ok_or_else(|| StoreError::Decode {
-                    what: "evaluation key",
-                    reason: "shorter than its commitment".into(),
-                })?;
+        let bad = |reason: &str| StoreError::Decode {
+            what: "evaluation key",
+            reason: reason.into(),
+        };
+        if plain.len() < 64 {
+            return Err(bad("shorter than its header"));
+        }
+        if &plain[..32] != account {
+            return Err(bad("stored for another account"));
+        }
+        let commitment: Hash = plain[32..64].try_into().expect("32 bytes");
         // In place, to avoid a second copy of a key that may be 100+ MiB.
-        plain.drain(..32);
-        Ok(Some((commitment, std::mem::take(&mut *plain))))
+        plain.drain(..64);
+        Ok(Some((commitment, plain)))
     }
 
     /// Stores (replacing) an uploaded input under the commitment the client claims for it; the
@@ -108,14 +105,9 @@ impl Store {
         commitment: &Hash,
         input: &StoredInput,
     ) -> Result<(), StoreError> {
-        let sealed = self
-            .sealer
-            .seal_record("input", &input_aad(model_id, commitment), input)?;
-        self.write(|txn| {
-            txn.open_table(INPUTS)?
-                .insert((model_id, *commitment), sealed.as_slice())?;
-            Ok(())
-        })
+        let value = Zeroizing::new(encode("input", &(commitment, input))?);
+        let (key, g) = (input_key(model_id, commitment), self.generation(model_id)?);
+        self.vaults.run(move |v| v.put(model_id, g, key, &value))
     }
 
     pub fn input(
@@ -123,36 +115,33 @@ impl Store {
         model_id: u32,
         commitment: &Hash,
     ) -> Result<Option<StoredInput>, StoreError> {
-        let sealed = self.read(|txn| {
-            Ok(txn
-                .open_table(INPUTS)?
-                .get((model_id, *commitment))?
-                .map(|v| v.value().to_vec()))
-        })?;
-        sealed
-            .map(|s| {
-                self.sealer
-                    .open_record("input", &input_aad(model_id, commitment), &s)
-            })
-            .transpose()
+        let (key, g) = (input_key(model_id, commitment), self.generation(model_id)?);
+        let Some(plain) = self.vaults.run(move |v| v.get(model_id, g, key))? else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(plain);
+        let (stored_for, input): (Hash, StoredInput) = decode("input", &plain)?;
+        // The record key holds a prefix of the commitment; the full one is checked here.
+        Ok((&stored_for == commitment).then_some(input))
     }
 
     /// Removes the stored result of `request_id` unless it was released (a released result
     /// answered a final completion, which no re-org can undo). Returns whether one was removed.
     pub fn discard_unreleased_result(&self, request_id: u64) -> Result<bool, StoreError> {
-        if self.result(request_id)?.is_none_or(|r| r.released) {
+        let Some(r) = self.result(request_id)? else {
+            return Ok(false);
+        };
+        if r.released {
             return Ok(false);
         }
+        let (m, e) = (r.model_id, r.epoch);
+        let g = self.generation(m)?;
+        let key = result_key(m, e, request_id);
+        self.vaults.run(move |v| v.remove(m, g, key))?;
         self.write(|txn| {
-            let mut results = txn.open_table(RESULTS)?;
-            let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
-            let old = results.remove(request_id)?.map(|v| {
-                let (m, e, _) = v.value();
-                (m, e)
-            });
-            if let Some((m, e)) = old {
-                index.remove((m, e, request_id))?;
-            }
+            txn.open_table(RESULT_LOC)?.remove(request_id)?;
+            txn.open_table(RESULTS_BY_EPOCH)?
+                .remove((m, e, request_id))?;
             Ok(true)
         })
     }
@@ -160,23 +149,26 @@ impl Store {
     /// Stores (replacing) the result of `result.request_id`.
     pub fn put_result(&self, result: &StoredResult) -> Result<(), StoreError> {
         let (id, model, epoch) = (result.request_id, result.model_id, result.epoch);
-        let sealed = self
-            .sealer
-            .seal_record("result", &result_aad(id, model, epoch), result)?;
-        self.write(|txn| {
-            let mut results = txn.open_table(RESULTS)?;
+        // The location first: a crash before the value is written leaves a location without a
+        // value, which reads as "no result" (the job is evaluated again; nothing was sent).
+        let old = self.write(|txn| {
+            let mut loc = txn.open_table(RESULT_LOC)?;
             let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
-            let old = results
-                .insert(id, (model, epoch, sealed.as_slice()))?
-                .map(|v| {
-                    let (m, e, _) = v.value();
-                    (m, e)
-                });
+            let old = loc.insert(id, (model, epoch))?.map(|v| v.value());
             if let Some((m, e)) = old {
                 index.remove((m, e, id))?;
             }
             index.insert((model, epoch, id), ())?;
-            Ok(())
+            Ok(old)
+        })?;
+        let value = Zeroizing::new(encode("result", result)?);
+        let g = self.generation(model)?;
+        let key = result_key(model, epoch, id);
+        self.vaults.run(move |v| {
+            if let Some((m, e)) = old.filter(|&o| o != (model, epoch)) {
+                v.remove(m, g, result_key(m, e, id))?;
+            }
+            v.put(model, g, key, &value)
         })
     }
 
@@ -200,18 +192,65 @@ impl Store {
     }
 
     pub fn result(&self, request_id: u64) -> Result<Option<StoredResult>, StoreError> {
-        let row = self.read(|txn| {
-            Ok(txn.open_table(RESULTS)?.get(request_id)?.map(|v| {
-                let (m, e, sealed) = v.value();
-                (m, e, sealed.to_vec())
-            }))
+        let loc = self.read(|txn| {
+            Ok(txn
+                .open_table(RESULT_LOC)?
+                .get(request_id)?
+                .map(|v| v.value()))
         })?;
-        let Some((model, epoch, sealed)) = row else {
+        let Some((model, epoch)) = loc else {
             return Ok(None);
         };
-        let result: StoredResult =
-            self.sealer
-                .open_record("result", &result_aad(request_id, model, epoch), &sealed)?;
-        Ok(Some(result))
+        let g = self.generation(model)?;
+        let key = result_key(model, epoch, request_id);
+        let Some(plain) = self.vaults.run(move |v| v.get(model, g, key))? else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(plain);
+        let r: StoredResult = decode("result", &plain)?;
+        if (r.request_id, r.model_id, r.epoch) != (request_id, model, epoch) {
+            return Err(StoreError::Inconsistent(format!(
+                "the vault's record for request {request_id} holds another result"
+            )));
+        }
+        Ok(Some(r))
     }
+}
+
+/// Record keys in a model's vault: a kind tag, then what identifies the record. They never leave
+/// the worker (the vault's directory is inside the ORAM), so their structure is not hidden
+/// from anyone who could read them.
+pub(super) const INPUT_TAG: u8 = 1;
+pub(super) const RESULT_TAG: u8 = 2;
+pub(super) const EVAL_KEY_TAG: u8 = 3;
+
+fn tagged(tag: u8, model_id: u32, rest: &[u8]) -> smidl_oram::RecordKey {
+    let mut k = [0u8; 32];
+    k[0] = tag;
+    k[1..5].copy_from_slice(&model_id.to_be_bytes());
+    let n = rest.len().min(27);
+    k[5..5 + n].copy_from_slice(&rest[..n]);
+    k
+}
+
+fn input_key(model_id: u32, commitment: &Hash) -> smidl_oram::RecordKey {
+    tagged(INPUT_TAG, model_id, commitment)
+}
+
+fn eval_key_key(model_id: u32, account: &AccountId) -> smidl_oram::RecordKey {
+    // 27 bytes of an sr25519 public key: a collision needs a second key of the same prefix, and
+    // the account stored in the value is checked on every read.
+    tagged(EVAL_KEY_TAG, model_id, account)
+}
+
+pub(super) fn result_key(model_id: u32, epoch: u32, request_id: u64) -> smidl_oram::RecordKey {
+    let mut rest = [0u8; 12];
+    rest[..4].copy_from_slice(&epoch.to_be_bytes());
+    rest[4..].copy_from_slice(&request_id.to_be_bytes());
+    tagged(RESULT_TAG, model_id, &rest)
+}
+
+/// The epoch of a result key.
+pub(super) fn result_epoch(key: &smidl_oram::RecordKey) -> u32 {
+    u32::from_be_bytes(key[5..9].try_into().expect("4 bytes"))
 }

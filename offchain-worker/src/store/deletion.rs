@@ -1,9 +1,11 @@
-//! Controlled deletion at an epoch's end, its progress record, and compaction.
+//! Controlled deletion at an epoch's end (shredding the model's vault generation), its
+//! progress record, and compaction of the database.
 
 use super::*;
 
 impl Store {
-    /// Rewrites the file without its free pages, shrinking it after a deletion. Every other call
+    /// Rewrites the database file without its free pages (it holds no client data; this only
+    /// returns space). Every other call
     /// waits while this runs: call it from a blocking task at a quiet moment. Returns whether
     /// anything was moved.
     pub fn compact(&self) -> Result<bool, StoreError> {
@@ -11,28 +13,38 @@ impl Store {
         Ok(db.compact()?)
     }
 
-    /// Deletes, in one write transaction, every stored input of `model_id`, every result of
-    /// `model_id` with epoch <= `epoch` and, if `eval_keys`, every evaluation key of `model_id`;
-    /// returns what was deleted.
-    ///
-    /// Afterwards the sealed records are gone and unreachable. redb frees their pages without
-    /// wiping them, so ciphertext may remain in the file until the pages are reused or
-    /// [`Store::compact`] truncates them away; it was sealed under the data key, which never
-    /// leaves the worker.
+    /// The controlled deletion at the end of `model_id`'s epoch `epoch`: shreds the model's
+    /// current vault generation — every input, every result of an epoch <= `epoch` and, if
+    /// `eval_keys`, every evaluation key — after copying what survives (results of later epochs,
+    /// kept evaluation keys) into the next generation. The shredding destroys the generation's
+    /// key before deleting its objects, so what a storage host copied cannot be decrypted
+    /// afterwards; its report (with the final Merkle root) is kept ([`Store::erasure`]).
+    /// Returns what was deleted.
     pub fn delete_client_data(
         &self,
         model_id: u32,
         epoch: u32,
         eval_keys: bool,
     ) -> Result<ClientDataCount, StoreError> {
+        let g = self.generation(model_id)?;
+        let keys = self.vaults.run(move |v| v.keys(model_id, g))?;
+        let count = count_keys(&keys, epoch, true);
+        let deleted = ClientDataCount {
+            eval_keys: if eval_keys { count.eval_keys } else { 0 },
+            ..count
+        };
+        let keep = move |k: &smidl_oram::RecordKey| match k[0] {
+            client_data::RESULT_TAG => client_data::result_epoch(k) > epoch,
+            client_data::EVAL_KEY_TAG => !eval_keys,
+            _ => false,
+        };
+        let erasure = self.vaults.run(move |v| v.rotate(model_id, g, keep))?;
+        let report = encode("erasure", &erasure)?;
         self.write(|txn| {
-            let mut count = ClientDataCount::default();
-            let mut inputs = txn.open_table(INPUTS)?;
-            for key in keys_of_model(&inputs, model_id)? {
-                inputs.remove(key)?;
-                count.inputs += 1;
-            }
-            let mut results = txn.open_table(RESULTS)?;
+            txn.open_table(VAULT_GEN)?.insert(model_id, g + 1)?;
+            txn.open_table(ERASURES)?
+                .insert((model_id, epoch), report.as_slice())?;
+            let mut loc = txn.open_table(RESULT_LOC)?;
             let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
             let doomed = index
                 .range((model_id, 0, 0)..=(model_id, epoch, u64::MAX))?
@@ -40,18 +52,20 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?;
             for (m, e, id) in doomed {
                 index.remove((m, e, id))?;
-                if results.remove(id)?.is_some() {
-                    count.results += 1;
-                }
+                loc.remove(id)?;
             }
-            if eval_keys {
-                let mut keys = txn.open_table(EVAL_KEYS)?;
-                for key in keys_of_model(&keys, model_id)? {
-                    keys.remove(key)?;
-                    count.eval_keys += 1;
-                }
-            }
-            Ok(count)
+            Ok(())
+        })?;
+        Ok(deleted)
+    }
+
+    /// The shredding report of `model_id`'s epoch `epoch`, once its data was deleted.
+    pub fn erasure(&self, model_id: u32, epoch: u32) -> Result<Option<Erasure>, StoreError> {
+        self.read(|txn| {
+            txn.open_table(ERASURES)?
+                .get((model_id, epoch))?
+                .map(|v| decode("erasure", v.value()))
+                .transpose()
         })
     }
 
@@ -62,21 +76,9 @@ impl Store {
         model_id: u32,
         epoch: u32,
     ) -> Result<ClientDataCount, StoreError> {
-        self.read(|txn| {
-            let inputs = keys_of_model(&txn.open_table(INPUTS)?, model_id)?.len();
-            let eval_keys = keys_of_model(&txn.open_table(EVAL_KEYS)?, model_id)?.len();
-            let mut results = 0u64;
-            let index = txn.open_table(RESULTS_BY_EPOCH)?;
-            for entry in index.range((model_id, 0, 0)..=(model_id, epoch, u64::MAX))? {
-                entry?;
-                results += 1;
-            }
-            Ok(ClientDataCount {
-                inputs: inputs as u64,
-                results,
-                eval_keys: eval_keys as u64,
-            })
-        })
+        let g = self.generation(model_id)?;
+        let keys = self.vaults.run(move |v| v.keys(model_id, g))?;
+        Ok(count_keys(&keys, epoch, true))
     }
 
     pub fn limit_stage(&self, model_id: u32, epoch: u32) -> Result<Option<LimitStage>, StoreError> {
@@ -101,4 +103,17 @@ impl Store {
             Ok(())
         })
     }
+}
+
+fn count_keys(keys: &[smidl_oram::RecordKey], epoch: u32, eval_keys: bool) -> ClientDataCount {
+    let mut c = ClientDataCount::default();
+    for k in keys {
+        match k[0] {
+            client_data::INPUT_TAG => c.inputs += 1,
+            client_data::RESULT_TAG if client_data::result_epoch(k) <= epoch => c.results += 1,
+            client_data::EVAL_KEY_TAG if eval_keys => c.eval_keys += 1,
+            _ => {}
+        }
+    }
+    c
 }

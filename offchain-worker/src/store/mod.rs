@@ -1,25 +1,25 @@
-//! The worker's embedded store: a `redb` database in `<data_dir>/worker.redb`, with every value
-//! that concerns a client or the model sealed with XChaCha20-Poly1305 under a 32-byte data key
-//! kept beside it in `<data_dir>/worker.key` (hex, mode 0600; the directory is created 0700).
+//! The worker's store, in two parts kept apart from the keys that protect them:
 //!
-//! What is sealed: model records (plaintext weights), evaluation keys, uploaded inputs and
-//! results. Each sealed value is `nonce (24) || ciphertext || tag (16)`, with a fresh random
-//! nonce, and its associated data names the table and the key it is stored under, so a value
-//! copied or moved to another key (another client, another request) fails authentication.
+//! * **Client data** — uploaded inputs, results and evaluation keys — lives in the model's
+//!   *epoch vault* ([`vault`]): a `smidl-oram` Path ORAM on the untrusted storage
+//!   (`<data_dir>/oram/`), one per model and epoch generation, with its own key. The storage
+//!   host sees fixed-size sealed objects and uniformly random tree paths, not which record is
+//!   read. At the epoch's end the generation is shredded: its key is destroyed, then its objects
+//!   deleted, and the final Merkle root recorded ([`Store::erasure`]).
+//! * **Everything else** is a `redb` database in `<data_dir>/worker.redb`: model records
+//!   (plaintext weights, sealed with XChaCha20-Poly1305 under the 32-byte data key, associated
+//!   data naming table and key) and plain job metadata the chain already records (request ids,
+//!   commitments, account ids, block numbers, job states), the chain cursor, replay nonces, the
+//!   progress of epoch resets, each model's vault generation and the erasure reports.
 //!
-//! What is plain: job metadata the chain already records (request ids, commitments, account
-//! ids, block numbers, job states), the chain cursor, replay nonces and the progress of epoch
-//! resets.
-//!
-//! Deletion: [`Store::delete_client_data`] removes the sealed records in one transaction, after
-//! which nothing refers to them. redb returns their pages to its free list without overwriting
-//! them, so old ciphertext may linger in the file until reused (or until [`Store::compact`]
-//! truncates the file); it is unreadable without the data key, which never leaves the worker.
+//! **Keys live in the key directory** (`--key-dir`, by default `<data_dir>.keys`), never inside
+//! the data directory: `worker.key` (the data key, hex, 0600) and the vaults' key and anchor
+//! files. A copy of the data directory carries no key.
 //!
 //! One module per concern: `seal` (the cipher and associated data), `client_data` (models,
-//! evaluation keys, inputs, results), `jobs` (the backlog), `cursor` (the follower's position),
-//! `nonces` (request replay protection) and `deletion` (epoch-end deletion and compaction); this
-//! module opens the database and holds what they share.
+//! evaluation keys, inputs, results), `vault` (the ORAM per model generation), `jobs` (the
+//! backlog), `cursor` (the follower's position), `nonces` (request replay protection) and
+//! `deletion` (epoch-end shredding); this module opens the store and holds what they share.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -125,8 +125,14 @@ pub enum StoreError {
     Random(getrandom::Error),
     #[error("database is inconsistent: {0}")]
     Inconsistent(String),
-    #[error("database format {found} is newer than this worker supports ({supported})")]
+    #[error(
+        "database format {found} is not the one this worker uses ({supported}); an older \
+         store kept client data in the database: let it finish its epochs with the worker that \
+         made it, or remove it"
+    )]
     Format { found: u32, supported: u32 },
+    #[error("client data vault: {0}")]
+    Vault(#[source] Box<smidl_oram::OramError>),
 }
 
 // redb has one error type per operation; they all fold into `redb::Error`.
@@ -161,8 +167,11 @@ const KEY_FILE: &str = "worker.key";
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-/// Bumped when a table's layout changes; an older worker refuses a newer file.
-const FORMAT: u32 = 1;
+/// Bumped when a table's layout changes; a worker opens only its own format. 2: client data
+/// moved into the epoch vaults.
+const FORMAT: u32 = 2;
+/// The vaults' objects, under the data directory (untrusted storage).
+const VAULT_DIR: &str = "oram";
 /// The page cache; evaluation keys are large, and the worker caches what it decodes anyway.
 const CACHE_BYTES: usize = 256 << 20;
 /// Upper bound for any bincode record, so a corrupt length cannot ask for unbounded memory.
@@ -173,16 +182,11 @@ const KEY_CHECK: &[u8] = b"smidl worker data key check";
 
 // Sealed tables.
 const MODELS: TableDefinition<u32, &[u8]> = TableDefinition::new("models");
-/// (model_id, account) -> sealed(commitment || key bytes).
-const EVAL_KEYS: TableDefinition<(u32, [u8; 32]), &[u8]> = TableDefinition::new("eval_keys");
-/// (model_id, claimed commitment) -> sealed(StoredInput).
-const INPUTS: TableDefinition<(u32, [u8; 32]), &[u8]> = TableDefinition::new("inputs");
-/// request_id -> (model_id, epoch, sealed(StoredResult)); model and epoch are plain to keep the
-/// index below in step when a result is replaced.
-const RESULTS: TableDefinition<u64, (u32, u32, &[u8])> = TableDefinition::new("results");
 
 // Plain tables.
-/// (model_id, epoch, request_id): lets deletion find an epoch's results without unsealing them.
+/// request_id -> (model_id, epoch): where a result is (its vault and record key).
+const RESULT_LOC: TableDefinition<u64, (u32, u32)> = TableDefinition::new("result_loc");
+/// (model_id, epoch, request_id): an epoch's results, for deletion.
 const RESULTS_BY_EPOCH: TableDefinition<(u32, u32, u64), ()> =
     TableDefinition::new("results_by_epoch");
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -197,6 +201,10 @@ const NONCE_EXPIRY: TableDefinition<(u64, [u8; 32], [u8; 16]), ()> =
     TableDefinition::new("nonce_expiry");
 const LIMITS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("limits");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// model_id -> the vault generation that receives its client data now.
+const VAULT_GEN: TableDefinition<u32, u64> = TableDefinition::new("vault_gen");
+/// (model_id, epoch) -> bincode(Erasure): what the epoch-end shredding left for the record.
+const ERASURES: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("erasures");
 
 const CURSOR_KEY: &str = "finalized";
 const META_FORMAT: &str = "format";
@@ -210,8 +218,11 @@ mod nonces;
 mod seal;
 #[cfg(test)]
 mod tests;
+pub mod vault;
 
 use seal::*;
+pub use vault::Erasure;
+use vault::Vaults;
 
 fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_limit(MAX_RECORD)
@@ -243,24 +254,68 @@ pub struct Store {
     // shares it (redb serializes writers and runs readers concurrently).
     db: RwLock<Database>,
     sealer: Sealer,
+    vaults: Vaults,
+}
+
+/// The key directory used when none is given: `<data_dir>.keys`, beside (not inside) the data
+/// directory.
+pub fn default_key_dir(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "smidl-worker-data".into());
+    name.push(".keys");
+    data_dir.with_file_name(name)
+}
+
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
 }
 impl Store {
-    /// Opens the store in `data_dir`, creating the directory (0700), the data key (0600) and the
-    /// database on first use. Refuses a key file others can read, a missing key file beside an
-    /// existing database, and a key that does not open this database.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(io_err(data_dir))?;
+    /// Opens the store in `data_dir` with its keys in `key_dir`, creating the directories
+    /// (0700), the data key (0600) and the database on first use. Refuses a key directory inside
+    /// the data directory (or the reverse), a key file in the data directory, a key file others
+    /// can read, a missing key file beside an existing database, and a key that does not open
+    /// this database.
+    pub fn open(data_dir: &Path, key_dir: &Path) -> Result<Self, StoreError> {
+        private_dir(data_dir)?;
+        private_dir(key_dir)?;
+        let (data_c, key_c) = (
+            data_dir.canonicalize().map_err(io_err(data_dir))?,
+            key_dir.canonicalize().map_err(io_err(key_dir))?,
+        );
+        if key_c.starts_with(&data_c) || data_c.starts_with(&key_c) {
+            return Err(StoreError::KeyFile {
+                path: key_dir.to_path_buf(),
+                reason: format!(
+                    "the key directory and the data directory {} must be apart: a copy of the \
+                     data must not carry its keys",
+                    data_dir.display()
+                ),
+            });
+        }
+        let stray = data_dir.join(KEY_FILE);
+        if stray.exists() {
+            return Err(StoreError::KeyFile {
+                path: stray,
+                reason: format!(
+                    "a key file lies inside the data directory; move it to {}",
+                    key_dir.join(KEY_FILE).display()
+                ),
+            });
+        }
         let db_path = data_dir.join(DB_FILE);
         let db_has_data = match fs::metadata(&db_path) {
             Ok(m) => m.len() > 0,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(io_err(&db_path)(e)),
         };
-        let key = load_or_create_key(data_dir, db_has_data)?;
+        let key = load_or_create_key(key_dir, db_has_data)?;
         let sealer = Sealer::new(&key);
         drop(key);
 
@@ -279,9 +334,13 @@ impl Store {
             .set_cache_size(CACHE_BYTES)
             .create(&db_path)?;
 
+        let vault_state = key_dir.join(VAULT_DIR);
+        private_dir(&vault_state)?;
+        let vaults = Vaults::start(&data_dir.join(VAULT_DIR), &vault_state)?;
         let store = Self {
             db: RwLock::new(db),
             sealer,
+            vaults,
         };
         store.initialize()?;
         Ok(store)
@@ -293,10 +352,10 @@ impl Store {
         let check_aad = aad("meta", &[META_KEY_CHECK.as_bytes()]);
         self.write(|txn| {
             txn.open_table(MODELS)?;
-            txn.open_table(EVAL_KEYS)?;
-            txn.open_table(INPUTS)?;
-            txn.open_table(RESULTS)?;
+            txn.open_table(RESULT_LOC)?;
             txn.open_table(RESULTS_BY_EPOCH)?;
+            txn.open_table(VAULT_GEN)?;
+            txn.open_table(ERASURES)?;
             txn.open_table(JOBS)?;
             txn.open_table(JOBS_PENDING)?;
             txn.open_table(JOBS_BY_EPOCH)?;
@@ -315,7 +374,7 @@ impl Store {
                 None => None,
             };
             match format {
-                Some(found) if found > FORMAT => {
+                Some(found) if found != FORMAT => {
                     return Err(StoreError::Format {
                         found,
                         supported: FORMAT,
@@ -371,18 +430,6 @@ impl Store {
     }
 }
 
-/// Keys of a `(model_id, 32 bytes)`-keyed table that belong to `model_id`.
-fn keys_of_model(
-    table: &impl ReadableTable<(u32, [u8; 32]), &'static [u8]>,
-    model_id: u32,
-) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
-    let mut out = Vec::new();
-    for entry in table.range((model_id, [0u8; 32])..=(model_id, [0xffu8; 32]))? {
-        out.push(entry?.0.value());
-    }
-    Ok(out)
-}
-
 fn load_job(
     jobs: &impl ReadableTable<u64, &'static [u8]>,
     request_id: u64,
@@ -414,10 +461,10 @@ fn index_job(txn: &WriteTransaction, old: Option<&Job>, new: &Job) -> Result<(),
 
 /// Reads the data key, or creates it when neither it nor a database exists yet.
 fn load_or_create_key(
-    data_dir: &Path,
+    key_dir: &Path,
     db_has_data: bool,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, StoreError> {
-    let path = data_dir.join(KEY_FILE);
+    let path = key_dir.join(KEY_FILE);
     let key_err = |reason: String| StoreError::KeyFile {
         path: path.clone(),
         reason,
@@ -454,7 +501,7 @@ fn load_or_create_key(
                     "is missing but {DB_FILE} holds data sealed under it; restore the key file"
                 )));
             }
-            create_key(data_dir, &path)
+            create_key(key_dir, &path)
         }
         Err(e) => Err(io_err(&path)(e)),
     }

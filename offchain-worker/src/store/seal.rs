@@ -15,25 +15,6 @@ pub(super) fn aad(table: &str, key: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-pub(super) fn eval_key_aad(model_id: u32, account: &AccountId) -> Vec<u8> {
-    aad("eval_keys", &[&model_id.to_be_bytes(), account])
-}
-
-pub(super) fn input_aad(model_id: u32, commitment: &Hash) -> Vec<u8> {
-    aad("inputs", &[&model_id.to_be_bytes(), commitment])
-}
-
-pub(super) fn result_aad(request_id: u64, model_id: u32, epoch: u32) -> Vec<u8> {
-    aad(
-        "results",
-        &[
-            &request_id.to_be_bytes(),
-            &model_id.to_be_bytes(),
-            &epoch.to_be_bytes(),
-        ],
-    )
-}
-
 /// The data key in use; the cipher zeroizes its copy of the key on drop.
 pub(super) struct Sealer {
     cipher: XChaCha20Poly1305,
@@ -79,26 +60,6 @@ impl Sealer {
         })
     }
 
-    pub(super) fn seal_record<T: Serialize>(
-        &self,
-        what: &'static str,
-        aad: &[u8],
-        value: &T,
-    ) -> Result<Vec<u8>, StoreError> {
-        let encode_err = |e: bincode::Error| StoreError::Encode {
-            what,
-            reason: e.to_string(),
-        };
-        let len = codec().serialized_size(value).map_err(encode_err)?;
-        let len = usize::try_from(len).map_err(|e| StoreError::Encode {
-            what,
-            reason: e.to_string(),
-        })?;
-        self.seal_with(aad, len, |buf| {
-            codec().serialize_into(buf, value).map_err(encode_err)
-        })
-    }
-
     pub(super) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(StoreError::Authentication);
@@ -112,15 +73,5 @@ impl Sealer {
             .decrypt_in_place_detached(&XNonce::from(nonce), aad, &mut buf, &Tag::from(tag))
             .map_err(|_| StoreError::Authentication)?;
         Ok(buf)
-    }
-
-    pub(super) fn open_record<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        aad: &[u8],
-        sealed: &[u8],
-    ) -> Result<T, StoreError> {
-        let plain = self.open(aad, sealed)?;
-        decode(what, &plain)
     }
 }

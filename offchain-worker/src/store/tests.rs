@@ -6,12 +6,36 @@ use tempfile::TempDir;
 
 fn open() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("data")).expect("open");
+    let store = Store::open(&data(&dir), &keys(&dir)).expect("open");
     (dir, store)
 }
 
 fn data(dir: &TempDir) -> PathBuf {
     dir.path().join("data")
+}
+
+fn keys(dir: &TempDir) -> PathBuf {
+    default_key_dir(&data(dir))
+}
+
+fn reopen(dir: &TempDir) -> Result<Store, StoreError> {
+    Store::open(&data(dir), &keys(dir))
+}
+
+/// Every regular file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn job(request_id: u64, model_id: u32, epoch: u32) -> Job {
@@ -224,13 +248,13 @@ fn nonces_reject_replays_and_prune_expired() {
 fn reopen_keeps_jobs_cursor_nonces_and_sealed_data() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(&data(&dir)).unwrap();
+        let store = reopen(&dir).unwrap();
         store.insert_job(&job(1, 1, 0)).unwrap();
         store.set_cursor(77, &[1; 32]).unwrap();
         assert!(store.record_nonce(&[1; 32], &[2; 16], 1000, 0).unwrap());
         store.put_input(1, &[3; 32], &input(1, b"x")).unwrap();
     }
-    let store = Store::open(&data(&dir)).unwrap();
+    let store = reopen(&dir).unwrap();
     assert_eq!(store.job(1).unwrap(), Some(job(1, 1, 0)));
     assert_eq!(store.jobs_not_settled().unwrap().len(), 1);
     assert_eq!(store.cursor().unwrap(), Some((77, [1; 32])));
@@ -243,7 +267,7 @@ fn client_data_is_not_plaintext_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let marker = |tag: &str| format!("<<{tag}-PLAINTEXT-MARKER-0123456789>>").into_bytes();
     {
-        let store = Store::open(&data(&dir)).unwrap();
+        let store = reopen(&dir).unwrap();
         store
             .put_input(1, &[1; 32], &input(1, &marker("input")))
             .unwrap();
@@ -262,112 +286,103 @@ fn client_data_is_not_plaintext_on_disk() {
         };
         store.insert_job(&j).unwrap();
     }
-    let file = fs::read(data(&dir).join(DB_FILE)).unwrap();
+    // Every file the store wrote: the database, the vault's objects, keys and anchors.
+    let all: Vec<PathBuf> = files(dir.path());
     assert!(
-        contains(&file, &marker("jobmeta")),
-        "control marker missing"
+        all.iter()
+            .any(|f| f.starts_with(data(&dir).join(VAULT_DIR))),
+        "the vault wrote no object"
     );
-    for tag in ["input", "evalkey", "model", "result"] {
-        assert!(!contains(&file, &marker(tag)), "{tag} found in plaintext");
+    let db = fs::read(data(&dir).join(DB_FILE)).unwrap();
+    assert!(contains(&db, &marker("jobmeta")), "control marker missing");
+    for f in &all {
+        let bytes = fs::read(f).unwrap();
+        for tag in ["input", "evalkey", "model", "result"] {
+            assert!(
+                !contains(&bytes, &marker(tag)),
+                "{tag} found in plaintext in {}",
+                f.display()
+            );
+        }
     }
 }
 
 #[test]
-fn values_moved_to_another_key_fail_authentication() {
+fn models_moved_to_another_key_fail_authentication() {
     let (_dir, store) = open();
-    store.put_input(1, &[1; 32], &input(1, b"alice's")).unwrap();
-    store.put_eval_key(&[1; 32], 1, b"alice's key").unwrap();
-    store.put_result(&result(10, 1, 0)).unwrap();
     store.put_model(1, b"model one").unwrap();
     {
         let db = store.db();
         let txn = db.begin_write().unwrap();
         {
-            let mut inputs = txn.open_table(INPUTS).unwrap();
-            let v = inputs
-                .get((1, [1u8; 32]))
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            inputs.insert((1, [2u8; 32]), v.as_slice()).unwrap();
-            inputs.insert((2, [1u8; 32]), v.as_slice()).unwrap();
-
-            let mut keys = txn.open_table(EVAL_KEYS).unwrap();
-            let v = keys.get((1, [1u8; 32])).unwrap().unwrap().value().to_vec();
-            keys.insert((1, [2u8; 32]), v.as_slice()).unwrap();
-
-            let mut results = txn.open_table(RESULTS).unwrap();
-            let (m, e, v) = {
-                let g = results.get(10).unwrap().unwrap();
-                let (m, e, v) = g.value();
-                (m, e, v.to_vec())
-            };
-            results.insert(11, (m, e, v.as_slice())).unwrap();
-            // Same request, relabelled to another epoch.
-            results.insert(10, (m, e + 1, v.as_slice())).unwrap();
-
             let mut models = txn.open_table(MODELS).unwrap();
             let v = models.get(1).unwrap().unwrap().value().to_vec();
             models.insert(2, v.as_slice()).unwrap();
+            let mut bad = v.clone();
+            bad[NONCE_LEN] ^= 1;
+            models.insert(3, bad.as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
-    let auth = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Authentication));
-    assert!(auth(store.input(1, &[2; 32]).map(drop)));
-    assert!(auth(store.input(2, &[1; 32]).map(drop)));
-    assert!(auth(store.eval_key(&[2; 32], 1).map(drop)));
-    assert!(auth(store.result(11).map(drop)));
-    assert!(auth(store.result(10).map(drop)));
-    assert!(auth(store.model(2).map(drop)));
-    // The originals still open.
-    assert!(store.input(1, &[1; 32]).unwrap().is_some());
-    assert!(store.eval_key(&[1; 32], 1).unwrap().is_some());
+    assert!(matches!(store.model(2), Err(StoreError::Authentication)));
+    assert!(matches!(store.model(3), Err(StoreError::Authentication)));
+    assert!(store.model(1).unwrap().is_some());
+}
+
+/// A storage host that modifies the vault's objects (here: a byte of every object — buckets,
+/// journal slots, checkpoints) gets an integrity error, never altered client data.
+#[test]
+fn tampered_vault_objects_are_refused() {
+    let (dir, store) = open();
+    store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
+    drop(store);
+    let objects = data(&dir).join(VAULT_DIR).join(vault::vault_name(1, 0));
+    let mut n = 0;
+    for f in files(&objects) {
+        let mut b = fs::read(&f).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 1;
+        fs::write(&f, b).unwrap();
+        n += 1;
+    }
+    assert!(n > 0, "no object on disk");
+    let store = reopen(&dir).unwrap();
+    let err = store.input(1, &[1; 32]).expect_err("tampered vault served");
+    assert!(
+        matches!(&err, StoreError::Vault(e) if matches!(**e, smidl_oram::OramError::Integrity { .. })),
+        "{err}"
+    );
 }
 
 #[test]
-fn tampered_ciphertext_fails_authentication() {
-    let (_dir, store) = open();
-    store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
-    {
-        let db = store.db();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut inputs = txn.open_table(INPUTS).unwrap();
-            let mut v = inputs
-                .get((1, [1u8; 32]))
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            v[NONCE_LEN] ^= 1;
-            inputs.insert((1, [1u8; 32]), v.as_slice()).unwrap();
-            inputs.insert((1, [2u8; 32]), &[1u8, 2, 3][..]).unwrap();
-        }
-        txn.commit().unwrap();
-    }
-    assert!(matches!(
-        store.input(1, &[1; 32]),
-        Err(StoreError::Authentication)
-    ));
-    assert!(matches!(
-        store.input(1, &[2; 32]),
-        Err(StoreError::Authentication)
-    ));
+fn keys_never_live_inside_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(&data(&dir), &data(&dir).join("keys"))
+        .err()
+        .expect("a key directory inside the data directory");
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+    // An old layout's key file in the data directory is refused, not used.
+    drop(reopen(&dir).unwrap());
+    fs::copy(keys(&dir).join(KEY_FILE), data(&dir).join(KEY_FILE)).unwrap();
+    let err = reopen(&dir)
+        .err()
+        .expect("a key file in the data directory");
+    assert!(
+        err.to_string().contains("inside the data directory"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_key_file_fails_authentication() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(&data(&dir)).unwrap();
+        let store = reopen(&dir).unwrap();
         store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
     }
-    let key_path = data(&dir).join(KEY_FILE);
+    let key_path = keys(&dir).join(KEY_FILE);
     fs::write(&key_path, format!("{}\n", hex::encode([0x42u8; 32]))).unwrap();
-    let err = Store::open(&data(&dir))
-        .err()
-        .expect("wrong key must not open");
+    let err = reopen(&dir).err().expect("wrong key must not open");
     assert!(matches!(err, StoreError::Authentication), "{err}");
     assert_eq!(
         err.to_string(),
@@ -378,49 +393,48 @@ fn wrong_key_file_fails_authentication() {
 #[test]
 fn key_file_and_directory_permissions() {
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(&data(&dir)).unwrap());
+    drop(reopen(&dir).unwrap());
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let key_path = data(&dir).join(KEY_FILE);
+    let key_path = keys(&dir).join(KEY_FILE);
     assert_eq!(mode(&key_path), 0o600);
     assert_eq!(mode(&data(&dir)), 0o700);
     assert_eq!(mode(&data(&dir).join(DB_FILE)), 0o600);
     let text = fs::read_to_string(&key_path).unwrap();
     assert_eq!(text.trim().len(), 64);
-    assert!(!data(&dir).join(format!("{KEY_FILE}.tmp")).exists());
+    assert!(!keys(&dir).join(format!("{KEY_FILE}.tmp")).exists());
+    assert_eq!(mode(&keys(&dir)), 0o700);
 
     // Group-readable: refused.
     fs::set_permissions(&key_path, fs::Permissions::from_mode(0o640)).unwrap();
-    let err = Store::open(&data(&dir))
-        .err()
-        .expect("0640 key must be refused");
+    let err = reopen(&dir).err().expect("0640 key must be refused");
     assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
     fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
-    drop(Store::open(&data(&dir)).unwrap());
+    drop(reopen(&dir).unwrap());
 }
 
 #[test]
 fn malformed_or_missing_key_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(&data(&dir)).unwrap());
-    let key_path = data(&dir).join(KEY_FILE);
+    drop(reopen(&dir).unwrap());
+    let key_path = keys(&dir).join(KEY_FILE);
     let original = fs::read(&key_path).unwrap();
 
     fs::write(&key_path, b"not hex at all").unwrap();
-    let err = Store::open(&data(&dir)).err().expect("malformed key");
+    let err = reopen(&dir).err().expect("malformed key");
     assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
     fs::write(&key_path, "zz".repeat(32)).unwrap();
-    let err = Store::open(&data(&dir)).err().expect("non-hex key");
+    let err = reopen(&dir).err().expect("non-hex key");
     assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
 
     // Missing beside a database with data: never replaced by a fresh key.
     fs::remove_file(&key_path).unwrap();
-    let err = Store::open(&data(&dir)).err().expect("missing key");
+    let err = reopen(&dir).err().expect("missing key");
     assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
     assert!(!key_path.exists());
 
     fs::write(&key_path, original).unwrap();
     fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
-    drop(Store::open(&data(&dir)).unwrap());
+    drop(reopen(&dir).unwrap());
 }
 
 #[test]
@@ -499,17 +513,76 @@ fn delete_client_data_removes_exactly_the_models_data() {
     assert!(store.job(1).unwrap().is_some());
 }
 
+/// The storage host keeps a copy of the vault; after the epoch's deletion nothing left on the
+/// machine (data directory, key directory) opens it. Before the deletion the key file does —
+/// so the scan is a real attack, not a vacuous one.
 #[test]
-fn compaction_after_deletion_shrinks_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&data(&dir)).unwrap();
-    let big = vec![0x5au8; 8 << 20];
-    store.put_eval_key(&[1; 32], 1, &big).unwrap();
-    let size = || fs::metadata(data(&dir).join(DB_FILE)).unwrap().len();
-    let before = size();
-    store.delete_client_data(1, 0, true).unwrap();
-    // Repeat: redb frees pages over more than one commit.
-    while store.compact().unwrap() {}
-    assert!(size() < before / 2, "{} !< {before}/2", size());
-    assert_eq!(store.eval_key(&[1; 32], 1).unwrap(), None);
+fn after_shredding_nothing_on_the_machine_decrypts_the_epoch() {
+    let (dir, store) = open();
+    store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
+    store.put_eval_key(&[2; 32], 1, &[7u8; 100_000]).unwrap();
+    store.put_result(&result(5, 1, 0)).unwrap();
+    let vault_dir = data(&dir).join(VAULT_DIR).join(vault::vault_name(1, 0));
+    let copy: Vec<(PathBuf, Vec<u8>)> = files(&vault_dir.join("b"))
+        .into_iter()
+        .take(1)
+        .map(|f| {
+            let b = fs::read(&f).unwrap();
+            (f, b)
+        })
+        .collect();
+    assert!(!copy.is_empty());
+    let key_file = keys(&dir)
+        .join(VAULT_DIR)
+        .join(format!("{}.key", vault::vault_name(1, 0)));
+    let key_bytes = fs::read(&key_file).unwrap();
+    // Key file layout: magic (16) ‖ epoch id (16) ‖ key (32) ‖ shape.
+    let epoch: [u8; 16] = key_bytes[16..32].try_into().unwrap();
+    let geometry = smidl_oram::Geometry::new(&vault::params()).unwrap();
+    let opens = |key: [u8; 32]| {
+        copy.iter().any(|(f, obj)| {
+            let node: u64 = f.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            smidl_oram::opens_with(key, &epoch, node, obj, &geometry)
+        })
+    };
+    let windows = |bytes: &[u8]| -> bool {
+        bytes
+            .windows(32)
+            .any(|w| opens(w.try_into().expect("32 bytes")))
+    };
+    let live_key: [u8; 32] = key_bytes[32..64].try_into().unwrap();
+    assert!(windows(&key_bytes), "control: the live key opens the copy");
+
+    let deleted = store.delete_client_data(1, 0, true).unwrap();
+    assert_eq!(
+        deleted,
+        ClientDataCount {
+            inputs: 1,
+            results: 1,
+            eval_keys: 1
+        }
+    );
+    let erasure = store.erasure(1, 0).unwrap().expect("an erasure report");
+    assert!(erasure.final_root.is_some() && erasure.objects_deleted > 0);
+    assert!(!key_file.exists());
+    assert_eq!(vault::count_files(&vault_dir), 0);
+    drop(store);
+    // Every window of the key directory through the AEAD oracle (small files); every file on the
+    // machine checked for the key itself, raw or hex (the oracle costs ~1 ms per 20 KB object
+    // in a debug build, too slow for megabytes of database and journal).
+    for f in files(&keys(&dir)) {
+        assert!(
+            !windows(&fs::read(&f).unwrap()),
+            "{} still opens the shredded epoch",
+            f.display()
+        );
+    }
+    for f in files(dir.path()) {
+        let bytes = fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, &live_key) && !contains(&bytes, hex::encode(live_key).as_bytes()),
+            "{} holds the shredded epoch's key",
+            f.display()
+        );
+    }
 }
