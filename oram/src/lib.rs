@@ -42,7 +42,7 @@ pub use crate::blobs::{BlobRef, MAX_BLOB_BYTES};
 pub use crate::bucket::{object_bytes, Bucket, EpochId};
 pub use crate::crypto::{to_hex, EpochKey, Hash, EMPTY_HASH};
 pub use crate::error::OramError;
-pub use crate::lifecycle::{opens_with, verify_tree, ShredReport};
+pub use crate::lifecycle::{key_file, opens_with, read_key_file, verify_tree, ShredReport};
 pub use crate::oram::{Config, Oram};
 pub use crate::records::{Layout, RecordKey, Records};
 pub use crate::storage::{Backend, S3Config, Storage, Trace, TraceEvent};

@@ -169,6 +169,22 @@ impl Oram {
     }
 }
 
+/// The key file of epoch `name` in `state_dir`: it exists from creation until shredding.
+pub fn key_file(state_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    crate::local::key_path(state_dir, name)
+}
+
+/// The epoch id and key a key file holds, for shredding audits: a test that tries every window
+/// of the files left on a machine needs the id, and its control needs the live key.
+#[doc(hidden)]
+pub fn read_key_file(
+    state_dir: &std::path::Path,
+    name: &str,
+) -> Result<(EpochId, [u8; 32]), OramError> {
+    let (epoch, key, _) = crate::local::LocalState::new(state_dir, name, false)?.read_key()?;
+    Ok((epoch, *key.as_bytes()))
+}
+
 /// Whether `key` opens the sealed bucket `obj` of `epoch` at `node` (the shredding test tries
 /// every key-sized window of every file left on the machine).
 #[doc(hidden)]

@@ -56,6 +56,11 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// Where the key file of epoch `name` lives in `dir`.
+pub fn key_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.key"))
+}
+
 impl LocalState {
     pub fn new(dir: &Path, name: &str, sync: bool) -> Result<Self, OramError> {
         if !valid_name(name) {
@@ -64,7 +69,7 @@ impl LocalState {
             )));
         }
         Ok(Self {
-            key_path: dir.join(format!("{name}.key")),
+            key_path: key_path(dir, name),
             anchor_path: dir.join(format!("{name}.anchor")),
             sync,
             anchor_file: None,

@@ -131,16 +131,15 @@ struct InPlace {
 }
 
 impl InPlace {
-    /// Writes `obj` over the existing file at `p`; `false` if there is no such file yet.
-    async fn overwrite(&self, p: &Path, obj: &[u8]) -> Result<bool, OramError> {
+    /// Writes `obj` over the existing file at `p`; hands `obj` back if there is no such file yet.
+    async fn overwrite(&self, p: &Path, obj: Vec<u8>) -> Result<Option<Vec<u8>>, OramError> {
         let file = self.fs.path_to_filesystem(p)?;
         let fsync = self.fsync;
-        let obj = obj.to_vec();
-        tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
             use std::os::unix::fs::FileExt;
             let f = match std::fs::OpenOptions::new().write(true).open(&file) {
                 Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(obj)),
                 Err(e) => return Err(e),
             };
             f.write_all_at(&obj, 0)?;
@@ -150,7 +149,7 @@ impl InPlace {
             if fsync {
                 f.sync_data()?;
             }
-            Ok(true)
+            Ok(None)
         })
         .await
         .map_err(|e| OramError::Io(std::io::Error::other(e)))?
@@ -250,11 +249,13 @@ impl Storage {
     /// filesystem backend an existing one is rewritten in place ([`InPlace`] says why that is
     /// safe); anything else is an ordinary atomic put.
     async fn put_rewritable(&self, p: &Path, obj: Vec<u8>) -> Result<(), OramError> {
-        if let Some(ip) = &self.in_place {
-            if ip.overwrite(p, &obj).await? {
-                return Ok(());
-            }
-        }
+        let obj = match &self.in_place {
+            Some(ip) => match ip.overwrite(p, obj).await? {
+                Some(obj) => obj,
+                None => return Ok(()),
+            },
+            None => obj,
+        };
         self.store.put(p, PutPayload::from(obj)).await?;
         Ok(())
     }

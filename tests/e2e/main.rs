@@ -357,7 +357,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Bucket objects of a vault as a storage host would keep them, and what opening them needs
-/// besides the key (the epoch id, read from the key file by this omniscient test).
+/// besides the key (the epoch id, read from the live key file by this omniscient test).
 struct HostCopy {
     epoch: [u8; 16],
     buckets: Vec<(u64, Vec<u8>)>,
@@ -365,14 +365,8 @@ struct HostCopy {
 }
 
 impl HostCopy {
-    fn take(vault_dir: &std::path::Path, key_file: &std::path::Path) -> Result<Self> {
-        let key = std::fs::read(key_file).context("the vault's key file")?;
-        // Key file layout (smidl-oram): magic (16) ‖ epoch id (16) ‖ key (32) ‖ shape.
-        let epoch: [u8; 16] = key
-            .get(16..32)
-            .context("short key file")?
-            .try_into()
-            .expect("16 bytes");
+    fn take(vault_dir: &std::path::Path, state_dir: &std::path::Path, name: &str) -> Result<Self> {
+        let (epoch, _) = smidl_oram::read_key_file(state_dir, name)?;
         let mut buckets = Vec::new();
         for f in files_under(&vault_dir.join("b")).into_iter().take(1) {
             let node = f
@@ -437,8 +431,8 @@ async fn limits_and_deletion(
     let vault = format!("m{}-g0", reg.model_id);
     let vault_dir = net.worker_data().join("oram").join(&vault);
     let key_dir = smidl_worker::store::default_key_dir(&net.worker_data());
-    let key_file = key_dir.join("oram").join(format!("{vault}.key"));
-    let host_copy = HostCopy::take(&vault_dir, &key_file)?;
+    let key_file = smidl_oram::key_file(&key_dir.join("oram"), &vault);
+    let host_copy = HostCopy::take(&vault_dir, &key_dir.join("oram"), &vault)?;
     ensure!(
         host_copy.opened_by(&std::fs::read(&key_file)?),
         "control: the live vault key must open the host's copy"

@@ -192,16 +192,24 @@ impl Store {
     }
 
     pub fn result(&self, request_id: u64) -> Result<Option<StoredResult>, StoreError> {
+        // Clients poll this: the location and the generation in one read transaction.
         let loc = self.read(|txn| {
-            Ok(txn
+            let Some((model, epoch)) = txn
                 .open_table(RESULT_LOC)?
                 .get(request_id)?
-                .map(|v| v.value()))
+                .map(|v| v.value())
+            else {
+                return Ok(None);
+            };
+            let g = txn
+                .open_table(VAULT_GEN)?
+                .get(model)?
+                .map_or(0, |v| v.value());
+            Ok(Some((model, epoch, g)))
         })?;
-        let Some((model, epoch)) = loc else {
+        let Some((model, epoch, g)) = loc else {
             return Ok(None);
         };
-        let g = self.generation(model)?;
         let key = result_key(model, epoch, request_id);
         let Some(plain) = self.vaults.run(move |v| v.get(model, g, key))? else {
             return Ok(None);

@@ -5,9 +5,8 @@ use super::*;
 
 impl Store {
     /// Rewrites the database file without its free pages (it holds no client data; this only
-    /// returns space). Every other call
-    /// waits while this runs: call it from a blocking task at a quiet moment. Returns whether
-    /// anything was moved.
+    /// returns space). Every other call waits while this runs: call it from a blocking task at a
+    /// quiet moment. Returns whether anything was moved.
     pub fn compact(&self) -> Result<bool, StoreError> {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         Ok(db.compact()?)
@@ -28,7 +27,7 @@ impl Store {
     ) -> Result<ClientDataCount, StoreError> {
         let g = self.generation(model_id)?;
         let keys = self.vaults.run(move |v| v.keys(model_id, g))?;
-        let count = count_keys(&keys, epoch, true);
+        let count = count_keys(&keys, epoch);
         let deleted = ClientDataCount {
             eval_keys: if eval_keys { count.eval_keys } else { 0 },
             ..count
@@ -78,7 +77,7 @@ impl Store {
     ) -> Result<ClientDataCount, StoreError> {
         let g = self.generation(model_id)?;
         let keys = self.vaults.run(move |v| v.keys(model_id, g))?;
-        Ok(count_keys(&keys, epoch, true))
+        Ok(count_keys(&keys, epoch))
     }
 
     pub fn limit_stage(&self, model_id: u32, epoch: u32) -> Result<Option<LimitStage>, StoreError> {
@@ -105,13 +104,14 @@ impl Store {
     }
 }
 
-fn count_keys(keys: &[smidl_oram::RecordKey], epoch: u32, eval_keys: bool) -> ClientDataCount {
+/// Inputs, results of epochs <= `epoch` and evaluation keys among a vault's record keys.
+fn count_keys(keys: &[smidl_oram::RecordKey], epoch: u32) -> ClientDataCount {
     let mut c = ClientDataCount::default();
     for k in keys {
         match k[0] {
             client_data::INPUT_TAG => c.inputs += 1,
             client_data::RESULT_TAG if client_data::result_epoch(k) <= epoch => c.results += 1,
-            client_data::EVAL_KEY_TAG if eval_keys => c.eval_keys += 1,
+            client_data::EVAL_KEY_TAG => c.eval_keys += 1,
             _ => {}
         }
     }

@@ -532,12 +532,10 @@ fn after_shredding_nothing_on_the_machine_decrypts_the_epoch() {
         })
         .collect();
     assert!(!copy.is_empty());
-    let key_file = keys(&dir)
-        .join(VAULT_DIR)
-        .join(format!("{}.key", vault::vault_name(1, 0)));
+    let name = vault::vault_name(1, 0);
+    let key_file = smidl_oram::key_file(&keys(&dir).join(VAULT_DIR), &name);
     let key_bytes = fs::read(&key_file).unwrap();
-    // Key file layout: magic (16) ‖ epoch id (16) ‖ key (32) ‖ shape.
-    let epoch: [u8; 16] = key_bytes[16..32].try_into().unwrap();
+    let (epoch, live_key) = smidl_oram::read_key_file(&keys(&dir).join(VAULT_DIR), &name).unwrap();
     let geometry = smidl_oram::Geometry::new(&vault::params()).unwrap();
     let opens = |key: [u8; 32]| {
         copy.iter().any(|(f, obj)| {
@@ -550,7 +548,6 @@ fn after_shredding_nothing_on_the_machine_decrypts_the_epoch() {
             .windows(32)
             .any(|w| opens(w.try_into().expect("32 bytes")))
     };
-    let live_key: [u8; 32] = key_bytes[32..64].try_into().unwrap();
     assert!(windows(&key_bytes), "control: the live key opens the copy");
 
     let deleted = store.delete_client_data(1, 0, true).unwrap();

@@ -163,8 +163,7 @@ impl VaultState {
     }
 
     fn key_file(&self, model_id: u32, generation: u64) -> PathBuf {
-        self.state_dir
-            .join(format!("{}.key", vault_name(model_id, generation)))
+        smidl_oram::key_file(&self.state_dir, &vault_name(model_id, generation))
     }
 
     /// Whether the generation was ever created (its key exists).
