@@ -371,14 +371,27 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     }
     let pb = ui::spinner(
         interactive,
-        "waiting for the worker to delete epoch 0's client data and reset",
+        "waiting for the worker to shred epoch 0's client data and reset",
     );
     let s = Instant::now();
     let (reset_block, by) =
         wait_for_new_epoch(&alice, reg.model_id, 0, Duration::from_secs(180)).await?;
     pb.finish_and_clear();
+    let at = alice.at_finalized().await?;
+    let erasure = read::erasure(&at, reg.model_id)
+        .await?
+        .filter(|e| e.epoch == 0)
+        .context("the chain holds no erasure attestation of epoch 0")?;
+    let root = erasure
+        .attestations
+        .0
+        .first()
+        .and_then(|a| a.final_root)
+        .map(|r| format!("0x{}", hex::encode(r.0)))
+        .unwrap_or_else(|| "none".into());
     println!(
-        "      the worker deleted epoch 0's inputs, results and keys, then signed reset_model: \
+        "      the worker shredded epoch 0's inputs, results and keys (vault key destroyed, \
+         objects deleted), attested it on chain (final root {root}) and signed reset_model: \
          epoch 1 started in block #{reset_block} (signed by {by}), {} after the refusal",
         ui::ms(s.elapsed())
     );

@@ -12,6 +12,8 @@ pub struct Snapshot {
     pub model: read::ModelStatus,
     pub info: read::ModelInfo,
     pub account: Option<read::AccountStatus>,
+    /// The workers' erasure attestations of the latest attested epoch.
+    pub erasure: Option<read::EpochErasure>,
 }
 
 pub async fn snapshot(ctx: &Context, model_id: u32, who: &AccountId32) -> Result<Snapshot> {
@@ -23,11 +25,13 @@ pub async fn snapshot(ctx: &Context, model_id: u32, who: &AccountId32) -> Result
         .await?
         .with_context(|| format!("model {model_id} is not registered"))?;
     let account = read::account_status(&at, model_id, who).await?;
+    let erasure = read::erasure(&at, model_id).await?;
     Ok(Snapshot {
         block: at.block_number(),
         model,
         info,
         account,
+        erasure,
     })
 }
 
@@ -65,6 +69,25 @@ pub fn print(model_id: u32, who: &AccountId32, s: &Snapshot) {
         ui::micro(p.epsilon_per_query),
         ui::micro(p.account_epsilon_budget)
     );
+    match &s.erasure {
+        Some(e) => {
+            println!(
+                "  shredded epoch  {} (the workers' erasure attestations)",
+                e.epoch
+            );
+            for a in &e.attestations.0 {
+                let root = a
+                    .final_root
+                    .map(|r| format!("final root 0x{}", hex::encode(r.0)))
+                    .unwrap_or_else(|| "nothing stored".into());
+                println!(
+                    "    {} at #{}: {root}, {} accesses",
+                    a.worker, a.at, a.accesses
+                );
+            }
+        }
+        None => println!("  shredded epoch  none attested yet"),
+    }
     match &s.account {
         Some(a) => {
             println!("account {who}");

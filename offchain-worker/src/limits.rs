@@ -7,10 +7,12 @@
 //!    the epoch and, if the owner asked, the evaluation keys) is shredded — its ORAM key
 //!    destroyed, then its objects deleted, after copying what survives into the next generation
 //!    — then a check that none remain; the erasure report and final root are kept;
-//! 3. a signed `reset_model` (same weights, same lineage) or, when the owner staged a next
+//! 3. a signed `attest_erasure` with the final root and access count (the chain lets a worker
+//!    end an epoch only once every worker of the model attested it);
+//! 4. a signed `reset_model` (same weights, same lineage) or, when the owner staged a next
 //!    version here and authorised it on chain, `retrain_model` with exactly the authorised
 //!    commitments and lineage choice (a worker key alone cannot restart budgets);
-//! 4. done when the finalized chain shows the new epoch.
+//! 5. done when the finalized chain shows the new epoch.
 
 use std::sync::Arc;
 
@@ -133,7 +135,7 @@ pub async fn check(worker: &Arc<Worker>, at: &AtBlock) -> Result<(), WorkerError
     Ok(())
 }
 
-/// Step 2: the controlled deletion, verified.
+/// Step 2: the controlled deletion, verified; its erasure report is kept for step 3.
 pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(), WorkerError> {
     let record = worker
         .record(model_id)?
@@ -179,8 +181,43 @@ pub fn delete_epoch_data(worker: &Worker, model_id: u32, epoch: u32) -> Result<(
     Ok(())
 }
 
-/// Step 3: the signed reset, or the retrain the owner authorised for the staged model.
+/// Step 3: the erasure attestation, unless the chain already holds this worker's for `epoch`.
+async fn attest(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), WorkerError> {
+    let at = worker.at_best().await?;
+    let me = chain::account_of(&worker.signer);
+    let attested = read::erasure(&at, model_id)
+        .await?
+        .is_some_and(|r| r.epoch == epoch && r.attestations.0.iter().any(|a| a.worker == me));
+    if attested {
+        return Ok(());
+    }
+    // Recorded by step 2 in the same transaction as the deletion, so present here.
+    let erasure = worker.store.erasure(model_id, epoch)?.ok_or_else(|| {
+        WorkerError::BadModel(model_id, format!("no erasure report for epoch {epoch}"))
+    })?;
+    let call = smidl::transactions().secure_inference().attest_erasure(
+        model_id,
+        epoch,
+        erasure.final_root.map(subxt::utils::H256),
+        erasure.accesses,
+    );
+    let included = {
+        let _g = worker.submit_lock.lock().await;
+        chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await?
+    };
+    tracing::info!(
+        model = model_id,
+        epoch,
+        block = included.block_number,
+        final_root = %erasure.final_root.map(hex::encode).unwrap_or_else(|| "none".into()),
+        "erasure attested on chain"
+    );
+    Ok(())
+}
+
+/// Step 4: the signed reset, or the retrain the owner authorised for the staged model.
 async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), WorkerError> {
+    attest(worker, model_id, epoch).await?;
     let record = worker
         .record(model_id)?
         .ok_or(WorkerError::ModelNotInstalled(model_id))?;

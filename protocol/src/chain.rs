@@ -331,6 +331,7 @@ pub mod read {
     pub type Usage = t::AccountUsage<u128, u32>;
     pub type LineageStatus = t::LineageStatus;
     pub type RetrainAuthorisation = t::RetrainAuthorisation;
+    pub type EpochErasure = t::EpochErasure;
 
     pub async fn model(at: &AtBlock, model_id: u32) -> Result<Option<ModelInfo>, ChainError> {
         let v = at
@@ -430,6 +431,17 @@ pub mod read {
             .await
             .map_err(rpc("reading RetrainAuthorisations"))?;
         v.map(|v| v.decode().map_err(rpc("decoding RetrainAuthorisations")))
+            .transpose()
+    }
+
+    /// The erasure attestations of the model's latest attested epoch, if any.
+    pub async fn erasure(at: &AtBlock, model_id: u32) -> Result<Option<EpochErasure>, ChainError> {
+        let v = at
+            .storage()
+            .try_fetch(smidl::storage().secure_inference().erasures(), (model_id,))
+            .await
+            .map_err(rpc("reading Erasures"))?;
+        v.map(|v| v.decode().map_err(rpc("decoding Erasures")))
             .transpose()
     }
 

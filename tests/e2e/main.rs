@@ -8,8 +8,9 @@
 //!    request and restarted finishes every request exactly once;
 //! 5. budget exhaustion and K exhaustion refuse further requests;
 //! 6. after the worker's reset no stored client data of the old epoch remains: the epoch's vault
-//!    was shredded (key and objects gone, an erasure report with its final root kept), and a
-//!    copy of its objects taken while it was live opens with nothing in the key directory;
+//!    was shredded (key and objects gone, an erasure report with its final root kept), the
+//!    chain holds that root in the worker's attestation made before the reset, and a copy of
+//!    its objects taken while it was live opens with nothing in the key directory;
 //! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
 //! 8. a result is never served before its completion is finalized;
 //! 9. with two workers registered, each request is answered once, by its assigned worker;
@@ -476,6 +477,29 @@ async fn limits_and_deletion(
         "erasure report: {erasure:?}"
     );
     drop(store);
+    // The chain holds the epoch's root: the worker's attestation, made before its reset.
+    let at = alice.at_finalized().await?;
+    let record = read::erasure(&at, reg.model_id)
+        .await?
+        .filter(|r| r.epoch == 0)
+        .context("no erasure attestation of epoch 0 on chain")?;
+    let me = chain::account_of(&dev::alice());
+    let attested = record
+        .attestations
+        .0
+        .iter()
+        .find(|a| a.worker == me)
+        .context("the worker did not attest epoch 0")?;
+    ensure!(
+        attested.final_root.map(|r| r.0) == erasure.final_root
+            && attested.accesses == erasure.accesses,
+        "chain attestation {attested:?} differs from the worker's erasure report {erasure:?}"
+    );
+    ensure!(
+        (attested.at as u64) < block,
+        "attested in block #{} but reset in #{block}",
+        attested.at
+    );
     ensure!(!key_file.exists(), "the old epoch's vault key survived");
     ensure!(
         files_under(&vault_dir).is_empty(),
@@ -497,9 +521,11 @@ async fn limits_and_deletion(
     ensure!(n_i == 1, "n_i in the new epoch is {n_i}");
     eprintln!(
         "  reset in block #{block} by the worker; epoch 0's vault shredded ({} objects, final root \
-         {}); nothing in the key directory opens the host's copy; epoch 1 serves",
+         {}, attested on chain in #{}); nothing in the key directory opens the host's copy; \
+         epoch 1 serves",
         erasure.objects_deleted,
-        hex::encode(erasure.final_root.unwrap_or_default())
+        hex::encode(erasure.final_root.unwrap_or_default()),
+        attested.at
     );
     Ok(())
 }

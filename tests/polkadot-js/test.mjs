@@ -55,11 +55,12 @@ async function main() {
   const pallet = api.runtimeMetadata.asLatest.pallets.find((p) => p.name.toString() === 'SecureInference');
   check(pallet !== undefined, 'metadata has the SecureInference pallet');
   const storage = pallet.storage.unwrap().items;
-  for (const name of ['Models', 'Lineages', 'Usage', 'EvalKeys', 'Requests', 'Bounds']) {
+  for (const name of ['Models', 'Lineages', 'Usage', 'EvalKeys', 'Requests', 'Bounds', 'Erasures']) {
     const item = storage.find((s) => s.name.toString() === name);
     check(item && item.docs.length > 0, `storage item ${name} is documented`);
   }
   check(api.tx.secureInference.requestInference.meta.docs.length > 0, 'request_inference is documented');
+  check(api.tx.secureInference.attestErasure.meta.docs.length > 0, 'attest_erasure is documented');
 
   // Register a model: K = 3, 0.5 ε per query, 2 ε per account, a fee of 1 milli-unit.
   const policy = {

@@ -86,6 +86,23 @@ fn exhaust<T: Config>(id: ModelId) {
     });
 }
 
+/// Every worker of the model attests the current epoch's erasure, as they must before one
+/// of them resets or retrains; returns the last (the one the scans find last).
+fn attested<T: Config>(id: ModelId) -> T::AccountId {
+    let m = Models::<T>::get(id).expect("model");
+    for w in m.workers.iter() {
+        Pallet::<T>::attest_erasure(
+            RawOrigin::Signed(w.clone()).into(),
+            id,
+            m.epoch,
+            Some(H256::repeat_byte(8)),
+            1,
+        )
+        .expect("attested");
+    }
+    m.workers.last().expect("a worker").clone()
+}
+
 fn pending_request<T: Config>(model_id: ModelId, who: &T::AccountId) -> RequestId {
     let id = NextRequestId::<T>::get();
     Pallet::<T>::request_inference(
@@ -314,8 +331,11 @@ mod benchmarks {
             },
         )
         .expect("policy");
+        // ... by a worker, which reads its erasure attestation.
+        exhaust::<T>(id);
+        let worker = attested::<T>(id);
         #[extrinsic_call]
-        _(RawOrigin::Signed(owner), id);
+        _(RawOrigin::Signed(worker), id);
         assert_eq!(Models::<T>::get(id).expect("model").epoch, 1);
     }
 
@@ -346,7 +366,7 @@ mod benchmarks {
         Pallet::<T>::authorise_retrain(RawOrigin::Signed(owner).into(), id, to.clone())
             .expect("authorised");
         exhaust::<T>(id);
-        let worker = Models::<T>::get(id).expect("model").workers[0].clone();
+        let worker = attested::<T>(id);
         #[extrinsic_call]
         _(
             RawOrigin::Signed(worker),
@@ -516,6 +536,37 @@ mod benchmarks {
         #[extrinsic_call]
         _(RawOrigin::Signed(who.clone()), Some([9; 32]));
         assert_eq!(SealingKeys::<T>::get(&who).map(|r| r.key), Some([9; 32]));
+    }
+
+    #[benchmark]
+    fn attest_erasure() {
+        let owner = funded::<T>("owner", 0);
+        let id = model::<T>(&owner);
+        exhaust::<T>(id);
+        // Worst case: all other workers attested before; the last one completes the record
+        // (the longest membership scans).
+        let workers = Models::<T>::get(id).expect("model").workers;
+        let (last, others) = workers.split_last().expect("a worker");
+        for w in others {
+            Pallet::<T>::attest_erasure(
+                RawOrigin::Signed(w.clone()).into(),
+                id,
+                0,
+                Some(H256::repeat_byte(8)),
+                1,
+            )
+            .expect("attested");
+        }
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(last.clone()),
+            id,
+            0,
+            Some(H256::repeat_byte(8)),
+            u64::MAX,
+        );
+        let record = Erasures::<T>::get(id).expect("record");
+        assert_eq!(record.attestations.len(), workers.len());
     }
 
     #[benchmark]

@@ -443,7 +443,7 @@ impl<T: Config> Pallet<T> {
         to: RetrainAuthorisation,
     ) -> DispatchResult {
         let mut model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
-        Self::ensure_may_restart(&model, &who)?;
+        Self::ensure_may_restart(model_id, &model, &who)?;
         if model.owner != who {
             let authorised = RetrainAuthorisations::<T>::get(model_id);
             ensure!(
@@ -680,7 +680,11 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Reset or retrain: owner or worker, not retired; a worker only on a locked model.
-    pub(crate) fn ensure_may_restart(model: &ModelInfo<T>, who: &T::AccountId) -> DispatchResult {
+    pub(crate) fn ensure_may_restart(
+        model_id: ModelId,
+        model: &ModelInfo<T>,
+        who: &T::AccountId,
+    ) -> DispatchResult {
         let is_owner = &model.owner == who;
         ensure!(
             is_owner || model.workers.contains(who),
@@ -693,7 +697,25 @@ impl<T: Config> Pallet<T> {
             is_owner || matches!(state, ModelState::Exhausted | ModelState::Expired),
             Error::<T>::ResetNotAllowed
         );
+        // A worker ends an epoch only on every worker's record of having shredded it: the
+        // chain then holds each worker's final root for every worker-ended epoch.
+        ensure!(
+            is_owner || Self::erasure_attested(model_id, model),
+            Error::<T>::ErasureNotAttested
+        );
         Ok(())
+    }
+
+    /// Whether every current worker of the model attested the erasure of its current epoch.
+    fn erasure_attested(model_id: ModelId, model: &ModelInfo<T>) -> bool {
+        Erasures::<T>::get(model_id)
+            .filter(|r| r.epoch == model.epoch)
+            .is_some_and(|r| {
+                model
+                    .workers
+                    .iter()
+                    .all(|w| r.attestations.iter().any(|a| &a.worker == w))
+            })
     }
 
     /// The policy in force after the next epoch starts: a waiting loosening applies at any new

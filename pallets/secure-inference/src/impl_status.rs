@@ -220,6 +220,17 @@ impl<T: Config> Pallet<T> {
                 "derived costs are stale"
             );
         }
+        for (id, e) in Erasures::<T>::iter() {
+            let m = Models::<T>::get(id).ok_or("erasure of an unknown model")?;
+            ensure!(e.epoch <= m.epoch, "erasure of a future epoch");
+            for (i, a) in e.attestations.iter().enumerate() {
+                ensure!(a.at <= now, "erasure attested in the future");
+                ensure!(
+                    !e.attestations[..i].iter().any(|b| b.worker == a.worker),
+                    "a worker attested an epoch twice"
+                );
+            }
+        }
         for (id, l) in Lineages::<T>::iter() {
             ensure!(id < next_lineage, "lineage id not below NextLineageId");
             ensure!(l.spent <= l.budget, "lineage spent exceeds its budget");

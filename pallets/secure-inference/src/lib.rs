@@ -18,8 +18,8 @@
 //! - **Epoch**: a model's usage window. Per epoch the pallet counts every account's requests
 //!   n_i and their sum N. The model locks ([`ModelState::Exhausted`]) when N reaches K
 //!   (`max_queries_per_epoch`) and expires when the epoch lifetime T or the idle timeout
-//!   passes. A worker (after deleting the epoch's client data off-chain) or the owner then
-//!   calls [`Pallet::reset_model`] (same weights, same lineage, new epoch). Only the owner
+//!   passes. A worker (once every worker shredded its epoch data off-chain and attested it
+//!   with [`Pallet::attest_erasure`]) or the owner then calls [`Pallet::reset_model`] (same weights, same lineage, new epoch). Only the owner
 //!   retrains ([`Pallet::retrain_model`]), directly or through a worker holding its
 //!   [`RetrainAuthorisation`] for exactly the new commitments.
 //! - **Privacy budget**: every request spends the model's per-query cost from the account's
@@ -61,7 +61,8 @@
 //! `register_eval_key`, `remove_eval_key`, `request_inference`, `clear_usage`. Clinics (any
 //! account but the owner and workers): `contribute_data`, `withdraw_contribution`.
 //! Aggregator: `publish_dataset`. Assigned worker: `submit_result`, `reject_request`. Worker
-//! or owner: `reset_model`; worker with the owner's authorisation: `retrain_model`. Anyone:
+//! or owner: `reset_model`; worker with the owner's authorisation: `retrain_model`. Worker,
+//! before its reset or retrain: `attest_erasure`. Anyone:
 //! `expire_model`. Root: `set_bounds`.
 //!
 //! Off-chain workers are driven only by this pallet's events and storage.
@@ -269,6 +270,13 @@ pub mod pallet {
     #[pallet::storage]
     pub type RetrainAuthorisations<T: Config> =
         StorageMap<_, Blake2_128Concat, ModelId, RetrainAuthorisation, OptionQuery>;
+
+    /// Per model: the erasure attestations of the latest epoch any worker attested (one entry
+    /// per model, at most `MaxWorkers` attestations, riding on the model deposit;
+    /// [`Event::EpochErased`] keeps every epoch's).
+    #[pallet::storage]
+    pub type Erasures<T: Config> =
+        StorageMap<_, Blake2_128Concat, ModelId, EpochErasure<T>, OptionQuery>;
 
     /// Per model and account: n_i for the epoch it names and the privacy loss spent against the
     /// lineage it names (both read as zero once the model moved on).
@@ -571,6 +579,15 @@ pub mod pallet {
             epoch: EpochIndex,
             reason: ExpiryReason,
         },
+        /// A worker shredded its part of the epoch's client data (its ORAM key destroyed, its
+        /// objects deleted); `final_root` commits to what the worker's store for it held.
+        EpochErased {
+            model_id: ModelId,
+            epoch: EpochIndex,
+            final_root: Option<H256>,
+            accesses: u64,
+            by: T::AccountId,
+        },
         /// A new epoch started with the same weights; per-account counters restart, budgets
         /// (account and lineage) are kept.
         ModelReset {
@@ -697,6 +714,13 @@ pub mod pallet {
         ModelNotExpired,
         /// A worker may reset or retrain only an exhausted or expired model.
         ResetNotAllowed,
+        /// A worker may reset or retrain only once every worker of the model attested that it
+        /// shredded the ending epoch's client data ([`Pallet::attest_erasure`]).
+        ErasureNotAttested,
+        /// The erasure attestation names another epoch than the model's current one.
+        WrongEpoch,
+        /// This worker already attested the epoch's erasure (an attestation is never replaced).
+        ErasureAlreadyAttested,
         /// A worker may retrain only with the owner's authorisation for exactly these
         /// commitments and lineage choice.
         RetrainNotAuthorised,
@@ -1127,14 +1151,14 @@ pub mod pallet {
 
         /// Start a new epoch with the same weights (worker or owner): N and every n_i restart;
         /// account and lineage budgets are kept (same rows). A worker may do this only once
-        /// the model is exhausted or expired, after deleting the epoch's client data; the
-        /// owner at any time.
+        /// the model is exhausted or expired and every worker attested the epoch's erasure
+        /// ([`Pallet::attest_erasure`]); the owner at any time.
         #[pallet::call_index(8)]
         #[pallet::weight(T::WeightInfo::reset_model())]
         pub fn reset_model(origin: OriginFor<T>, model_id: ModelId) -> DispatchResult {
             let who = ensure_signed(origin)?;
             let mut model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
-            Self::ensure_may_restart(&model, &who)?;
+            Self::ensure_may_restart(model_id, &model, &who)?;
             let previous_epoch = model.epoch;
             let policy_changed = Self::start_epoch(&mut model, false)?;
             let epoch = model.epoch;
@@ -1152,8 +1176,9 @@ pub mod pallet {
         /// Start a new epoch with retrained weights. `lineage` says which rows they were
         /// trained on: `Continue` (the same or overlapping rows: budgets carry on), `Join` or
         /// `New` (other rows: the model spends another lineage from now on). The owner may
-        /// retrain at any time; a worker only an exhausted or expired model, and only with
-        /// the owner's [`RetrainAuthorisation`] for exactly these arguments, which it consumes.
+        /// retrain at any time; a worker only an exhausted or expired model whose erasure every
+        /// worker attested, and only with the owner's [`RetrainAuthorisation`] for exactly these
+        /// arguments, which it consumes.
         /// A model with an aggregator retrains only onto an unused release of its own
         /// (`dataset_commitment` is the release's commitment), which the retrain marks used.
         #[pallet::call_index(9)]
@@ -1380,6 +1405,69 @@ pub mod pallet {
         pub fn set_sealing_key(origin: OriginFor<T>, key: Option<[u8; 32]>) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_set_sealing_key(who, key)
+        }
+
+        /// Attest that the calling worker shredded its part of the model's current epoch's
+        /// client data (a worker of the model, once the epoch is exhausted or expired, once per
+        /// worker and epoch): its store key for the epoch is destroyed and its objects
+        /// deleted, so even a storage host that kept copies holds ciphertext nobody can open.
+        /// `final_root` is that store's last Merkle root (`None` if it never stored anything)
+        /// and `accesses` its access count. A worker may reset or retrain only once every
+        /// worker of the model attested the epoch.
+        #[pallet::call_index(21)]
+        #[pallet::weight(T::WeightInfo::attest_erasure())]
+        pub fn attest_erasure(
+            origin: OriginFor<T>,
+            model_id: ModelId,
+            epoch: EpochIndex,
+            final_root: Option<H256>,
+            accesses: u64,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
+            ensure!(model.workers.contains(&who), Error::<T>::NotWorker);
+            ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
+            ensure!(epoch == model.epoch, Error::<T>::WrongEpoch);
+            let now = frame_system::Pallet::<T>::block_number();
+            let (state, _) = Self::effective_state(&model, now);
+            ensure!(
+                matches!(state, ModelState::Exhausted | ModelState::Expired),
+                Error::<T>::ResetNotAllowed
+            );
+            // A newer epoch's first attestation replaces the older epoch's record.
+            let mut record = Erasures::<T>::get(model_id)
+                .filter(|r| r.epoch == epoch)
+                .unwrap_or(EpochErasure {
+                    epoch,
+                    attestations: BoundedVec::new(),
+                });
+            ensure!(
+                !record.attestations.iter().any(|a| a.worker == who),
+                Error::<T>::ErasureAlreadyAttested
+            );
+            // Only current workers count (their attestations stay in the events): current
+            // workers are unique and at most MaxWorkers, so the push always fits.
+            record
+                .attestations
+                .retain(|a| model.workers.contains(&a.worker));
+            record
+                .attestations
+                .try_push(ErasureAttestation {
+                    worker: who.clone(),
+                    final_root,
+                    accesses,
+                    at: now,
+                })
+                .map_err(|_| Error::<T>::Overflow)?;
+            Erasures::<T>::insert(model_id, record);
+            Self::deposit_event(Event::EpochErased {
+                model_id,
+                epoch,
+                final_root,
+                accesses,
+                by: who,
+            });
+            Ok(())
         }
     }
 }

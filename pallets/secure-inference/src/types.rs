@@ -525,6 +525,39 @@ pub struct RetrainAuthorisation {
     pub privacy: PrivacyMode,
 }
 
+/// One worker's signed statement that it shredded its part of a model epoch's client data: its
+/// store for the epoch has its key destroyed and its objects deleted. `final_root` commits to
+/// everything that store held (its bucket tree and access journal), so an auditor holding a
+/// copy of the storage host's objects can check that these were what was shredded.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct ErasureAttestation<AccountId, BlockNumber> {
+    /// The worker that shredded it.
+    pub worker: AccountId,
+    /// Final Merkle root of the worker's store for the epoch; `None` if it never stored
+    /// anything.
+    pub final_root: Option<H256>,
+    /// Accesses that store made in its life (each request costs a fixed number).
+    pub accesses: u64,
+    /// Block of the attestation.
+    pub at: BlockNumber,
+}
+
+/// The erasure attestations of a model's latest attested epoch, at most one per worker.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+#[codec(mel_bound(T: Config))]
+pub struct EpochErasure<T: Config> {
+    /// The epoch they cover.
+    pub epoch: EpochIndex,
+    /// One per worker that attested, in the order they came.
+    pub attestations:
+        BoundedVec<ErasureAttestation<T::AccountId, BlockNumberFor<T>>, T::MaxWorkers>,
+}
+
 /// A lineage's budget as seen by clients and auditors (runtime API).
 #[derive(Encode, Decode, Clone, PartialEq, Eq, Debug, TypeInfo)]
 pub struct LineageStatus {

@@ -6,10 +6,11 @@
 //! Host `vm`, CPU `Intel(R) Xeon(R) Processor`. Regenerate with `scripts/bench-weights.sh`.
 //!
 //! Hand-written since (storage version 4), estimates until the next release-node benchmark
-//! run: `set_sealing_key`, `set_aggregator`, `contribute_data`, `withdraw_contribution` and `publish_dataset`
+//! run: `set_sealing_key`, `attest_erasure`, `set_aggregator`, `contribute_data`, `withdraw_contribution` and `publish_dataset`
 //! (ref time set above the measured calls of the same shape, database accesses counted
 //! exactly), and the release lookups added to `set_workers` (r:+1), `authorise_retrain`
-//! (r:+3) and `retrain_model` (r:+3 w:+1), whose benchmarks now take that path.
+//! (r:+3) and `retrain_model` (r:+3 w:+1), whose benchmarks now take that path, and the
+//! erasure check added to `reset_model` and `retrain_model` (r:+1) by a worker.
 //!
 //! Command:
 //! /root/.cache/smidl-target/release/smidl-node
@@ -63,6 +64,7 @@ pub trait WeightInfo {
 	fn withdraw_contribution() -> Weight;
 	fn publish_dataset(c: u32, q: u32, ) -> Weight;
 	fn set_sealing_key() -> Weight;
+	fn attest_erasure() -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -204,11 +206,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	}
 	/// Storage: `SecureInference::Models` (r:1 w:1)
 	/// Proof: `SecureInference::Models` (`max_values`: None, `max_size`: Some(768), added: 3243, mode: `MaxEncodedLen`)
+	/// Storage: `SecureInference::Erasures` (r:1 w:0), added by hand (estimate)
+	/// Proof: `SecureInference::Erasures` (`max_values`: None, `max_size`: Some(101), added: 2576, mode: `MaxEncodedLen`)
 	fn reset_model() -> Weight {
 		// Proof size: measured `881`, estimated `4233`.
-		// Minimum execution time: 15_366_000 picoseconds.
-		Weight::from_parts(17_808_000, 4233)
-			.saturating_add(T::DbWeight::get().reads(1))
+		// Minimum execution time: 15_366_000 picoseconds; the worker's erasure read adds an estimate.
+		Weight::from_parts(21_808_000, 4233)
+			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
 	/// Storage: `SecureInference::Models` (r:1 w:1)
@@ -229,11 +233,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `SecureInference::ReleaseByCommitment` (r:1 w:0), added by hand (estimate)
 	/// Storage: `SecureInference::Releases` (r:1 w:1), added by hand (estimate)
 	/// Proof: `SecureInference::Releases` (`max_values`: None, `max_size`: Some(904), added: 3379, mode: `MaxEncodedLen`)
+	/// Storage: `SecureInference::Erasures` (r:1 w:0), added by hand (estimate)
 	fn retrain_model() -> Weight {
 		// Proof size: measured `1160`, estimated `4233`; with the release read, estimated `4400`.
-		// Minimum execution time: 66_944_000 picoseconds; the release lookups add an estimate.
-		Weight::from_parts(84_320_000, 4400)
-			.saturating_add(T::DbWeight::get().reads(9))
+		// Minimum execution time: 66_944_000 picoseconds; the release and erasure lookups add an estimate.
+		Weight::from_parts(88_320_000, 4400)
+			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(7))
 	}
 	/// Storage: `SecureInference::Models` (r:1 w:0)
@@ -349,6 +354,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		Weight::from_parts(40_000_000, 4764)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
+	}
+	/// Estimate (not yet benchmarked on the release node).
+	/// Storage: `SecureInference::Models` (r:1 w:0)
+	/// Proof: `SecureInference::Models` (`max_values`: None, `max_size`: Some(768), added: 3243, mode: `MaxEncodedLen`)
+	/// Storage: `SecureInference::Erasures` (r:1 w:1)
+	/// Proof: `SecureInference::Erasures` (`max_values`: None, `max_size`: Some(101), added: 2576, mode: `MaxEncodedLen`)
+	fn attest_erasure() -> Weight {
+		// Shape of `revoke_retrain` (model read, one small record read and written) plus the
+		// worker scan and the effective-state check.
+		Weight::from_parts(25_000_000, 4233)
+			.saturating_add(T::DbWeight::get().reads(2))
+			.saturating_add(T::DbWeight::get().writes(1))
 	}
 	/// Estimate (not yet benchmarked on the release node).
 	/// Storage: `SecureInference::Models` (r:1 w:0)
@@ -472,13 +489,13 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().writes(6))
 	}
 	fn reset_model() -> Weight {
-		Weight::from_parts(17_808_000, 4233)
-			.saturating_add(RocksDbWeight::get().reads(1))
+		Weight::from_parts(21_808_000, 4233)
+			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn retrain_model() -> Weight {
-		Weight::from_parts(84_320_000, 4400)
-			.saturating_add(RocksDbWeight::get().reads(9))
+		Weight::from_parts(88_320_000, 4400)
+			.saturating_add(RocksDbWeight::get().reads(10))
 			.saturating_add(RocksDbWeight::get().writes(7))
 	}
 	fn authorise_retrain() -> Weight {
@@ -527,6 +544,11 @@ fn set_sealing_key() -> Weight {
 		Weight::from_parts(40_000_000, 4764)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
+	}
+	fn attest_erasure() -> Weight {
+		Weight::from_parts(25_000_000, 4233)
+			.saturating_add(RocksDbWeight::get().reads(2))
+			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn set_aggregator() -> Weight {
 		Weight::from_parts(25_000_000, 4233)

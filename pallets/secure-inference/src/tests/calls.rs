@@ -1025,6 +1025,7 @@ fn lifecycle_active_exhausted_reset_active() {
         }
         assert_eq!(model(id).state, ModelState::Exhausted);
         run_to_block(4);
+        attest(id);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER),
             id
@@ -1081,6 +1082,7 @@ fn worker_may_only_reset_a_locked_model() {
         );
         // Once expired by time (even before anyone records it) the worker may.
         run_to_block(21);
+        attest(id);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER),
             id
@@ -1231,6 +1233,7 @@ fn expire_model_records_lifetime_and_idle_expiry() {
             .into()
         );
         // Expired → reset → Active.
+        attest(life);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER),
             life

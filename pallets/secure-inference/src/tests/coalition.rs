@@ -300,6 +300,7 @@ fn a_worker_key_cannot_restart_budgets() {
         });
         request(ALICE, id);
         assert_eq!(model(id).state, ModelState::Exhausted);
+        attest(id);
         // The compromised worker may reset (same rows, same lineage) but not retrain, with any
         // lineage choice, without the owner's authorisation.
         for choice in [
@@ -373,6 +374,7 @@ fn a_worker_key_cannot_restart_budgets() {
         // Consumed: the next lock cannot reuse it.
         assert!(RetrainAuthorisations::<Test>::get(id).is_none());
         request(ALICE, id);
+        attest(id);
         assert_noop!(
             SecureInference::retrain_model(
                 RuntimeOrigin::signed(WORKER),

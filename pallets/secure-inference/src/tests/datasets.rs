@@ -229,6 +229,7 @@ fn an_authorisation_given_before_the_aggregator_does_not_bypass_it() {
         ));
         // ... is checked again when the worker uses it.
         run_to_block(30);
+        attest(id);
         assert_noop!(
             SecureInference::retrain_model(
                 RuntimeOrigin::signed(WORKER),
@@ -296,6 +297,7 @@ fn a_release_trains_one_generation_only() {
             to.clone()
         ));
         run_to_block(30);
+        attest(id);
         assert_ok!(SecureInference::retrain_model(
             RuntimeOrigin::signed(WORKER),
             id,

@@ -6,6 +6,7 @@ mod calls;
 mod coalition;
 mod datasets;
 mod deposits;
+mod erasure;
 mod private_model;
 mod prop;
 
@@ -107,6 +108,21 @@ fn request(who: u64, model: ModelId) -> RequestId {
         h(7)
     ));
     id
+}
+
+/// `worker` attests that it shredded `id`'s current epoch, as it must before ending it.
+fn attest_by(worker: u64, id: ModelId) {
+    assert_ok!(SecureInference::attest_erasure(
+        RuntimeOrigin::signed(worker),
+        id,
+        model(id).epoch,
+        Some(h(0xee)),
+        3
+    ));
+}
+
+fn attest(id: ModelId) {
+    attest_by(WORKER, id)
 }
 
 fn model(id: ModelId) -> ModelInfo<Test> {

@@ -88,6 +88,7 @@ fn new_weights_are_charged_again_and_resets_are_free() {
         request(ALICE, id);
         request(BOB, id);
         // A reset keeps the weights: nothing to charge.
+        attest(id);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER),
             id
@@ -258,6 +259,7 @@ fn answer_limits_bound_a_coalition_across_resets() {
                         run_to_block(System::block_number() + 1)
                     }
                     Err(e) if e == Err::ModelExhausted.into() => {
+                        attest(id);
                         assert_ok!(SecureInference::reset_model(
                             RuntimeOrigin::signed(WORKER),
                             id
@@ -338,6 +340,7 @@ fn a_worker_cannot_change_the_privacy_mode() {
             id,
             auth.clone()
         ));
+        attest(id);
         assert_noop!(
             SecureInference::retrain_model(
                 RuntimeOrigin::signed(WORKER),

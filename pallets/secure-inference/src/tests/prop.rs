@@ -9,6 +9,8 @@ enum Op {
     Submit(u8),
     Reject(u8),
     Reset(bool),
+    /// The worker attests the current epoch's erasure.
+    Attest,
     /// 0: continue the lineage, 1: a new lineage, 2: join the first lineage.
     Retrain(u8),
     Expire,
@@ -25,6 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<u8>().prop_map(Op::Submit),
         2 => any::<u8>().prop_map(Op::Reject),
         1 => any::<bool>().prop_map(Op::Reset),
+        1 => Just(Op::Attest),
         2 => (0u8..3).prop_map(Op::Retrain),
         1 => (0u8..3).prop_map(Op::ClearUsage),
         1 => Just(Op::Expire),
@@ -71,6 +74,8 @@ proptest! {
                         SecureInference::reject_request(
                             RuntimeOrigin::signed(w), r, RejectReason::InputMissing)
                     },
+                    Op::Attest => SecureInference::attest_erasure(
+                        RuntimeOrigin::signed(WORKER), id, model(id).epoch, Some(h(9)), 1),
                     Op::Reset(by_owner) => SecureInference::reset_model(
                         RuntimeOrigin::signed(if by_owner { OWNER } else { WORKER }), id),
                     Op::Retrain(choice) => {
