@@ -691,17 +691,75 @@ impl<T: Config> Pallet<T> {
             Error::<T>::NotOwnerOrWorker
         );
         ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
-        let now = frame_system::Pallet::<T>::block_number();
-        let (state, _) = Self::effective_state(model, now);
-        ensure!(
-            is_owner || matches!(state, ModelState::Exhausted | ModelState::Expired),
-            Error::<T>::ResetNotAllowed
-        );
+        if !is_owner {
+            Self::ensure_epoch_ended(model)?;
+        }
         // A worker ends an epoch only on every worker's record of having shredded it: the
         // chain then holds each worker's final root for every worker-ended epoch.
         ensure!(
             is_owner || Self::erasure_attested(model_id, model),
             Error::<T>::ErasureNotAttested
+        );
+        Ok(())
+    }
+
+    /// [`Pallet::attest_erasure`]: one worker's record of having shredded the ended epoch.
+    pub(crate) fn do_attest_erasure(
+        who: T::AccountId,
+        model_id: ModelId,
+        epoch: EpochIndex,
+        final_root: Option<H256>,
+        accesses: u64,
+    ) -> DispatchResult {
+        let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
+        ensure!(model.workers.contains(&who), Error::<T>::NotWorker);
+        ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
+        ensure!(epoch == model.epoch, Error::<T>::WrongEpoch);
+        Self::ensure_epoch_ended(&model)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        // A newer epoch's first attestation replaces the older epoch's record.
+        let mut record = Erasures::<T>::get(model_id)
+            .filter(|r| r.epoch == epoch)
+            .unwrap_or(EpochErasure {
+                epoch,
+                attestations: BoundedVec::new(),
+            });
+        ensure!(
+            !record.attestations.iter().any(|a| a.worker == who),
+            Error::<T>::ErasureAlreadyAttested
+        );
+        // Only current workers count (their attestations stay in the events): current
+        // workers are unique and at most MaxWorkers, so the push always fits.
+        record
+            .attestations
+            .retain(|a| model.workers.contains(&a.worker));
+        record
+            .attestations
+            .try_push(ErasureAttestation {
+                worker: who.clone(),
+                final_root,
+                accesses,
+                at: now,
+            })
+            .map_err(|_| Error::<T>::Overflow)?;
+        Erasures::<T>::insert(model_id, record);
+        Self::deposit_event(Event::EpochErased {
+            model_id,
+            epoch,
+            final_root,
+            accesses,
+            by: who,
+        });
+        Ok(())
+    }
+
+    /// The model's current epoch is over: exhausted (N ≥ K) or expired (t ≥ T).
+    fn ensure_epoch_ended(model: &ModelInfo<T>) -> DispatchResult {
+        let now = frame_system::Pallet::<T>::block_number();
+        let (state, _) = Self::effective_state(model, now);
+        ensure!(
+            matches!(state, ModelState::Exhausted | ModelState::Expired),
+            Error::<T>::ResetNotAllowed
         );
         Ok(())
     }

@@ -1424,50 +1424,7 @@ pub mod pallet {
             accesses: u64,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            let model = Models::<T>::get(model_id).ok_or(Error::<T>::ModelNotFound)?;
-            ensure!(model.workers.contains(&who), Error::<T>::NotWorker);
-            ensure!(model.state != ModelState::Retired, Error::<T>::ModelRetired);
-            ensure!(epoch == model.epoch, Error::<T>::WrongEpoch);
-            let now = frame_system::Pallet::<T>::block_number();
-            let (state, _) = Self::effective_state(&model, now);
-            ensure!(
-                matches!(state, ModelState::Exhausted | ModelState::Expired),
-                Error::<T>::ResetNotAllowed
-            );
-            // A newer epoch's first attestation replaces the older epoch's record.
-            let mut record = Erasures::<T>::get(model_id)
-                .filter(|r| r.epoch == epoch)
-                .unwrap_or(EpochErasure {
-                    epoch,
-                    attestations: BoundedVec::new(),
-                });
-            ensure!(
-                !record.attestations.iter().any(|a| a.worker == who),
-                Error::<T>::ErasureAlreadyAttested
-            );
-            // Only current workers count (their attestations stay in the events): current
-            // workers are unique and at most MaxWorkers, so the push always fits.
-            record
-                .attestations
-                .retain(|a| model.workers.contains(&a.worker));
-            record
-                .attestations
-                .try_push(ErasureAttestation {
-                    worker: who.clone(),
-                    final_root,
-                    accesses,
-                    at: now,
-                })
-                .map_err(|_| Error::<T>::Overflow)?;
-            Erasures::<T>::insert(model_id, record);
-            Self::deposit_event(Event::EpochErased {
-                model_id,
-                epoch,
-                final_root,
-                accesses,
-                by: who,
-            });
-            Ok(())
+            Self::do_attest_erasure(who, model_id, epoch, final_root, accesses)
         }
     }
 }

@@ -12,6 +12,13 @@ fn exhaust(id: ModelId) {
     assert_eq!(model(id).state, ModelState::Exhausted);
 }
 
+/// The workers whose attestation of `id`'s recorded epoch is on chain, in order.
+fn attesters(id: ModelId) -> Vec<u64> {
+    Erasures::<Test>::get(id)
+        .map(|r| r.attestations.iter().map(|a| a.worker).collect())
+        .unwrap_or_default()
+}
+
 fn attest_erasure(who: u64, id: ModelId, epoch: EpochIndex) -> DispatchResult {
     SecureInference::attest_erasure(RuntimeOrigin::signed(who), id, epoch, Some(h(0xee)), 3)
 }
@@ -190,15 +197,7 @@ fn every_worker_must_attest_before_one_ends_the_epoch() {
         );
         assert_noop!(attest_erasure(WORKER, id, 0), Err::ErasureAlreadyAttested);
         attest_by(WORKER2, id);
-        let record = Erasures::<Test>::get(id).unwrap();
-        assert_eq!(
-            record
-                .attestations
-                .iter()
-                .map(|a| a.worker)
-                .collect::<Vec<_>>(),
-            vec![WORKER, WORKER2]
-        );
+        assert_eq!(attesters(id), vec![WORKER, WORKER2]);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER2),
             id
@@ -230,15 +229,7 @@ fn a_replaced_workers_attestation_does_not_count() {
             Err::ErasureNotAttested
         );
         attest_by(WORKER2, id);
-        let record = Erasures::<Test>::get(id).unwrap();
-        assert_eq!(
-            record
-                .attestations
-                .iter()
-                .map(|a| a.worker)
-                .collect::<Vec<_>>(),
-            vec![WORKER2]
-        );
+        assert_eq!(attesters(id), vec![WORKER2]);
         assert_ok!(SecureInference::reset_model(
             RuntimeOrigin::signed(WORKER2),
             id
