@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smidl-target
 export WASM_BUILD_WORKSPACE_HINT ?= $(CURDIR)
 
-.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain bench-dp bench-kanon bench-oram
+.PHONY: setup test build node lint fmt polkadot-js demo metadata dev-chain bench-dp bench-kanon bench-oram bench-load
 
 ## Install what a fresh Debian machine needs (idempotent).
 setup:
@@ -63,3 +63,9 @@ bench-kanon:
 ## lines). Options after `--`, e.g. `make bench-oram ARGS="--sizes 16 --backends anchor,fs"`.
 bench-oram:
 	bash scripts/cargo.sh run --release -p smidl-oram --example bench -- $(ARGS)
+
+## The worker at scale: engine throughput, then a dev node and worker under --per-block requests
+## per block for --blocks blocks (RESULT lines; defaults 200 × 20, about an hour here, most of it
+## the clients proving their inputs). E.g. `make bench-load ARGS="--per-block 100 --blocks 5"`.
+bench-load: build
+	bash scripts/cargo.sh run -p smidl-e2e --bin smidl-load-bench -- $(ARGS)

@@ -1,6 +1,7 @@
-//! A throw-away development network: `smidl-node --dev --tmp` and a `smidl-worker --dev`, on
-//! free local ports, logs in a temporary directory. Used by `smidl demo` and the end-to-end
-//! tests; both processes are killed when the value is dropped.
+//! A throw-away development network: `smidl-node --dev` (its database in the network's
+//! temporary directory, so the node can be restarted onto the same chain) and a
+//! `smidl-worker --dev`, on free local ports, logs in the same directory. Used by `smidl demo`
+//! and the end-to-end tests; every process is killed when the value is dropped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,11 +20,21 @@ pub struct Devnet {
     _temp: Option<tempfile::TempDir>,
     bin_dir: PathBuf,
     node: Child,
+    rpc_port: u16,
+    p2p_port: u16,
     worker: Option<Child>,
     worker_port: u16,
     /// Further workers (`start_extra_worker`), each with its own key, port and store.
-    extra_workers: Vec<Child>,
+    extra_workers: Vec<ExtraWorker>,
     pub retention_blocks: u32,
+}
+
+/// A further worker process and what it takes to start it again.
+struct ExtraWorker {
+    child: Option<Child>,
+    n: usize,
+    key_file: PathBuf,
+    port: u16,
 }
 
 /// Where `smidl-node` and `smidl-worker` are: `$SMIDL_BIN_DIR`, else next to this executable
@@ -69,6 +80,20 @@ fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
         .with_context(|| format!("creating {name}"))
 }
 
+/// `smidl-node --dev` with its database under `dir/chain` (kept across restarts).
+fn spawn_node(bin: &Path, dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<Child> {
+    Command::new(bin)
+        .args(["--dev", "--no-prometheus", "--no-telemetry", "--no-mdns"])
+        .arg("--base-path")
+        .arg(dir.join("chain"))
+        .args(["--rpc-port", &rpc_port.to_string()])
+        .args(["--port", &p2p_port.to_string()])
+        .stdout(Stdio::from(log_file(dir, "node.log")?))
+        .stderr(Stdio::from(log_file(dir, "node.log")?))
+        .spawn()
+        .context("starting smidl-node")
+}
+
 impl Devnet {
     /// Starts the node and waits until it finalizes a block.
     pub async fn start_node() -> Result<Self> {
@@ -87,20 +112,7 @@ impl Devnet {
             }
         };
         let (rpc_port, p2p_port) = (free_port()?, free_port()?);
-        let node = Command::new(node_bin)
-            .args([
-                "--dev",
-                "--tmp",
-                "--no-prometheus",
-                "--no-telemetry",
-                "--no-mdns",
-            ])
-            .args(["--rpc-port", &rpc_port.to_string()])
-            .args(["--port", &p2p_port.to_string()])
-            .stdout(Stdio::from(log_file(&dir, "node.log")?))
-            .stderr(Stdio::from(log_file(&dir, "node.log")?))
-            .spawn()
-            .context("starting smidl-node")?;
+        let node = spawn_node(&node_bin, &dir, rpc_port, p2p_port)?;
         let mut net = Self {
             rpc: format!("ws://127.0.0.1:{rpc_port}"),
             worker_url: String::new(),
@@ -108,6 +120,8 @@ impl Devnet {
             _temp: temp,
             bin_dir,
             node,
+            rpc_port,
+            p2p_port,
             worker: None,
             worker_port: free_port()?,
             extra_workers: Vec::new(),
@@ -123,6 +137,16 @@ impl Devnet {
         let mut net = Self::start_node().await?;
         net.start_worker().await?;
         Ok(net)
+    }
+
+    /// Kills the node with SIGKILL and starts it again on the same database and ports: the
+    /// chain continues where it stopped. Returns once it finalized a block past the old head.
+    pub async fn restart_node(&mut self) -> Result<()> {
+        let _ = self.node.kill();
+        self.node.wait().context("waiting for the killed node")?;
+        let node_bin = binary(&self.bin_dir, "smidl-node")?;
+        self.node = spawn_node(&node_bin, &self.dir, self.rpc_port, self.p2p_port)?;
+        self.wait_finalized(1, Duration::from_secs(180)).await
     }
 
     pub fn node_log(&self) -> PathBuf {
@@ -206,7 +230,8 @@ impl Devnet {
     }
 
     /// Starts one more worker process signing as `key_uri` (e.g. `//Dave`), with its own
-    /// port, data directory and log; returns its URL once it answers `/health`.
+    /// port, data directory and log; returns its URL once it answers `/health`. The n-th extra
+    /// worker (from 0) is addressed as `n` by [`Devnet::kill_extra_worker`].
     pub async fn start_extra_worker(&mut self, key_uri: &str) -> Result<String> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -220,15 +245,30 @@ impl Devnet {
             .open(&key_file)
             .context("writing the extra worker's key file")?;
         f.write_all(key_uri.as_bytes())?;
-        let port = free_port()?;
-        let log = format!("worker-{n}.log");
+        self.extra_workers.push(ExtraWorker {
+            child: None,
+            n,
+            key_file,
+            port: free_port()?,
+        });
+        self.restart_extra_worker(self.extra_workers.len() - 1)
+            .await
+    }
+
+    /// (Re)starts extra worker `i` on its port, key and data directory.
+    pub async fn restart_extra_worker(&mut self, i: usize) -> Result<String> {
+        let e = self
+            .extra_workers
+            .get(i)
+            .with_context(|| format!("no extra worker {i}"))?;
+        let log = format!("worker-{}.log", e.n);
         let child = Command::new(binary(&self.bin_dir, "smidl-worker")?)
             .args(["--rpc", &self.rpc])
             .arg("--key-file")
-            .arg(&key_file)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg(&e.key_file)
+            .args(["--listen", &format!("127.0.0.1:{}", e.port)])
             .arg("--data-dir")
-            .arg(self.dir.join(format!("worker-{n}-data")))
+            .arg(self.dir.join(format!("worker-{}-data", e.n)))
             .args([
                 "--result-retention-blocks",
                 &self.retention_blocks.to_string(),
@@ -238,8 +278,8 @@ impl Devnet {
             .stderr(Stdio::from(log_file(&self.dir, &log)?))
             .spawn()
             .context("starting an extra smidl-worker")?;
-        self.extra_workers.push(child);
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://127.0.0.1:{}", e.port);
+        self.extra_workers[i].child = Some(child);
         let api = WorkerApi::new(&url);
         let give_up = Instant::now() + Duration::from_secs(60);
         while api.health().await.is_err() {
@@ -249,6 +289,15 @@ impl Devnet {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(url)
+    }
+
+    /// Kills extra worker `i` with SIGKILL.
+    pub fn kill_extra_worker(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.extra_workers.get_mut(i).and_then(|e| e.child.take()) {
+            c.kill().context("killing the extra worker")?;
+            c.wait()?;
+        }
+        Ok(())
     }
 
     /// Kills the worker with SIGKILL (no chance to clean up), as a crash would.
@@ -267,9 +316,13 @@ impl Drop for Devnet {
             let _ = w.kill();
             let _ = w.wait();
         }
-        for w in &mut self.extra_workers {
-            let _ = w.kill();
-            let _ = w.wait();
+        for c in self
+            .extra_workers
+            .iter_mut()
+            .filter_map(|e| e.child.as_mut())
+        {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         let _ = self.node.kill();
         let _ = self.node.wait();

@@ -171,23 +171,22 @@ async fn ensure_eval_key(
         .evaluation_key()
         .context("the model needs an evaluation key but none could be derived")?;
     let bytes = ek.to_bytes();
-    pb.set_message(format!(
-        "uploading the evaluation key ({} MB)",
-        bytes.len() >> 20
-    ));
-    let stored = ctx
-        .worker
-        .put_eval_key(&ctx.key, model_id, bytes.clone())
-        .await?;
     let commitment = chain::blake2_256(&bytes);
-    if stored.commitment != format!("0x{}", hex::encode(commitment)) {
-        bail!("the worker stored a different evaluation key than the one sent");
-    }
+    // Hash on chain first: the worker accepts only a key whose hash the account registered
+    // (it will not store 61 MB for anyone who asks).
     pb.set_message("registering the evaluation key's hash on chain");
     let call = smidl::transactions()
         .secure_inference()
         .register_eval_key(model_id, commitment.into());
     chain::submit(&ctx.client, &call, &ctx.key, Wait::InBlock).await?;
+    pb.set_message(format!(
+        "uploading the evaluation key ({} MB)",
+        bytes.len() >> 20
+    ));
+    let stored = ctx.worker.put_eval_key(&ctx.key, model_id, bytes).await?;
+    if stored.commitment != format!("0x{}", hex::encode(commitment)) {
+        bail!("the worker stored a different evaluation key than the one sent");
+    }
     std::fs::write(&marker, format!("0x{}\n", hex::encode(commitment)))?;
     pb.finish_and_clear();
     Ok(())

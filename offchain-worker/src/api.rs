@@ -6,19 +6,27 @@
 //! | `GET /metrics` | anyone | Prometheus text |
 //! | `GET /v1/models/{id}/spec` | anyone | the public `ClientSpec` (no weights) |
 //! | `GET /v1/models/{id}/crs` | anyone | a linear model's input-proof CRS (its hash is in the spec) |
-//! | `PUT /v1/models/{id}` | the model's on-chain owner | install the server half |
-//! | `PUT /v1/models/{id}/eval-key` | any account | upload its evaluation key |
-//! | `PUT /v1/models/{id}/inputs/{commitment}` | any account | upload an input ciphertext |
+//! | `PUT /v1/models/{id}` | the model's on-chain owner, from loopback (or over TLS) | install the server half |
+//! | `PUT /v1/models/{id}/eval-key` | an account whose key commitment is on chain | upload that evaluation key |
+//! | `PUT /v1/models/{id}/inputs/{commitment}` | an account on chain that may still request | upload an input ciphertext |
 //! | `GET /v1/results/{request_id}` | the request's requester | the encrypted result |
 //!
 //! Authenticated routes need the headers of [`crate::auth`]; nonces are recorded in the store
-//! (replays are refused across restarts). Every body has a size limit; every error is JSON
-//! `{code, message}` with a stable code.
+//! (replays are refused across restarts). Every upload is refused **before its body is read**
+//! unless its signature verifies, its declared length is within the route's limit and the
+//! chain shows the account entitled to it (quotas below); the body is then read up to the
+//! limit and must hash to the signed value. Every error is JSON `{code, message}` with a
+//! stable code.
+//!
+//! Quotas, from the chain: an input only from an existing account with budget left for the
+//! model, at most `n_i + queries_left + INPUT_SLACK` per account and epoch (more could never
+//! be requested); an evaluation key only if its hash is the one the account registered on
+//! chain (so the worker never stores 61 MB for a key nobody committed to).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -31,6 +39,10 @@ use crate::wire::{self, ApiError, Health, ModelInstall, Stored};
 use crate::worker::{ModelRecord, Worker, WorkerError};
 
 type Shared = Arc<Worker>;
+
+/// The connecting peer's address (the install route is loopback-only without TLS).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// An error answer.
 #[derive(Debug)]
@@ -105,24 +117,16 @@ impl From<AuthError> for Failure {
 }
 
 pub fn router(worker: Shared) -> Router {
-    let limits = &worker.settings;
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/models/{id}/spec", get(spec))
         .route("/v1/models/{id}/crs", get(crs))
-        .route(
-            "/v1/models/{id}",
-            put(install).layer(DefaultBodyLimit::max(limits.max_model_bytes)),
-        )
-        .route(
-            "/v1/models/{id}/eval-key",
-            put(put_eval_key).layer(DefaultBodyLimit::max(limits.max_eval_key_bytes)),
-        )
-        .route(
-            "/v1/models/{id}/inputs/{commitment}",
-            put(put_input).layer(DefaultBodyLimit::max(limits.max_input_bytes)),
-        )
+        // Bodies are read by the handlers themselves, after authentication and quotas, each
+        // with its own limit (settings.max_*_bytes).
+        .route("/v1/models/{id}", put(install))
+        .route("/v1/models/{id}/eval-key", put(put_eval_key))
+        .route("/v1/models/{id}/inputs/{commitment}", put(put_input))
         .route("/v1/results/{request_id}", get(result))
         .layer(axum::middleware::from_fn_with_state(worker.clone(), count))
         .with_state(worker)
@@ -149,14 +153,14 @@ async fn count(
     res
 }
 
-/// Verifies the signature headers and records the nonce.
+/// Verifies the signature headers and records the nonce: from the headers alone, before
+/// any body is read. The body must then pass [`read_body`].
 async fn authenticate(
     w: &Worker,
     headers: &HeaderMap,
     method: Method,
     path: &str,
-    body: &[u8],
-) -> Result<[u8; 32], Failure> {
+) -> Result<auth::Authenticated, Failure> {
     let get = |name: &'static str| -> Result<String, AuthError> {
         headers
             .get(name)
@@ -170,9 +174,10 @@ async fn authenticate(
         timestamp: get(auth::HEADER_TIMESTAMP)?,
         nonce: get(auth::HEADER_NONCE)?,
         signature: get(auth::HEADER_SIGNATURE)?,
+        body_hash: get(auth::HEADER_BODY_HASH)?,
     };
     let now = auth::now_ms();
-    let ok = auth::verify(&signed, method.as_str(), path, body, now)?;
+    let ok = auth::verify(&signed, method.as_str(), path, now)?;
     let fresh = w.store.record_nonce(
         &ok.account,
         &ok.nonce,
@@ -182,13 +187,57 @@ async fn authenticate(
     if !fresh {
         return Err(AuthError::Replayed.into());
     }
-    Ok(ok.account)
+    Ok(ok)
 }
+
+/// Reads an authenticated request's body: refused unread if its declared length exceeds
+/// `limit`, cut off at `limit` otherwise, and refused if it is not the signed body.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    auth: &auth::Authenticated,
+) -> Result<Bytes, Failure> {
+    let too_large = || {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds this route's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.to_string().contains("length limit") {
+            too_large()
+        } else {
+            Failure::new(StatusCode::BAD_REQUEST, "body_unreadable", e.to_string())
+        }
+    })?;
+    auth.check_body(&bytes)?;
+    Ok(bytes)
+}
+
+/// Models (weights, training summaries) travel only over TLS or within this machine.
+pub fn install_allowed(peer: &std::net::SocketAddr, tls: bool) -> bool {
+    tls || peer.ip().is_loopback()
+}
+
+/// Extra inputs an account may upload beyond what it can still request (re-uploads after a
+/// failed request, a retry with a fresh encryption).
+const INPUT_SLACK: u64 = 4;
 
 async fn health(State(w): State<Shared>) -> Result<Json<Health>, Failure> {
     let backlog = w.store.jobs_not_settled()?.len() as u64;
+    let connected = w.connected();
     Ok(Json(Health {
-        status: "ok".into(),
+        status: if connected { "ok" } else { "degraded" }.into(),
+        chain_connected: connected,
         worker: w.account_ss58(),
         best_block: w.best_number(),
         finalized_block: w.finalized_number(),
@@ -244,13 +293,25 @@ async fn crs(State(w): State<Shared>, Path(id): Path<String>) -> Result<Response
 
 async fn install(
     State(w): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(id): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, Failure> {
     let id = model_id(&id)?;
-    let who = authenticate(&w, &headers, method, &format!("/v1/models/{id}"), &body).await?;
+    if !install_allowed(&peer.0, w.settings.tls) {
+        // The body carries the weights (and a private model's training summary): never over
+        // plain HTTP beyond this machine.
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "install_loopback_only",
+            "models are installed from this machine only, unless the worker serves TLS",
+        ));
+    }
+    let auth = authenticate(&w, &headers, method, &format!("/v1/models/{id}")).await?;
+    let who = auth.account;
+    let body = read_body(&headers, body, w.settings.max_model_bytes, &auth).await?;
     let install: ModelInstall = bincode::deserialize(&body).map_err(|e| {
         Failure::new(
             StatusCode::BAD_REQUEST,
@@ -381,17 +442,11 @@ async fn put_eval_key(
     Path(id): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Stored>, Failure> {
     let id = model_id(&id)?;
-    let who = authenticate(
-        &w,
-        &headers,
-        method,
-        &format!("/v1/models/{id}/eval-key"),
-        &body,
-    )
-    .await?;
+    let auth = authenticate(&w, &headers, method, &format!("/v1/models/{id}/eval-key")).await?;
+    let who = auth.account;
     let model = w.model(id)?;
     if !model.server.client_spec().needs_evaluation_key() {
         return Err(Failure::new(
@@ -400,6 +455,17 @@ async fn put_eval_key(
             "this model needs no evaluation key",
         ));
     }
+    // Quota: only the key the account committed to on chain (its hash is the signed body
+    // hash), checked before 61 MB are read.
+    let registered = registered_eval_key(&w, id, who).await?;
+    if registered != Some(auth.body_hash) {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "eval_key_not_registered",
+            "register the evaluation key's hash on chain (register_eval_key) before uploading it",
+        ));
+    }
+    let body = read_body(&headers, body, w.settings.max_eval_key_bytes, &auth).await?;
     // Parse once so a wrong or corrupt key is refused now, not at request time.
     smidl_fhe::EvaluationKey::from_bytes(&body, model.server.client_spec()).map_err(|e| {
         Failure::new(
@@ -418,12 +484,39 @@ async fn put_eval_key(
     }))
 }
 
+/// The account's evaluation-key commitment on chain, waiting up to two blocks for a
+/// registration the client just saw included (the worker's best block may trail its node's).
+async fn registered_eval_key(
+    w: &Worker,
+    model_id: u32,
+    who: [u8; 32],
+) -> Result<Option<[u8; 32]>, Failure> {
+    let account = subxt::utils::AccountId32(who);
+    let mut best = w.best.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
+    loop {
+        let at = w.at_best().await.map_err(WorkerError::from)?;
+        let found = read::eval_key(&at, &account, model_id)
+            .await
+            .map_err(WorkerError::from)?;
+        if found.is_some() {
+            return Ok(found.map(|h| h.0));
+        }
+        if tokio::time::timeout_at(deadline, best.changed())
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+    }
+}
+
 async fn put_input(
     State(w): State<Shared>,
     Path((id, commitment)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Stored>), Failure> {
     let id = model_id(&id)?;
     let raw = commitment.trim_start_matches("0x");
@@ -438,10 +531,20 @@ async fn put_input(
             )
         })?;
     let path = format!("/v1/models/{id}/inputs/{commitment}");
-    let who = authenticate(&w, &headers, method, &path, &body).await?;
+    let auth = authenticate(&w, &headers, method, &path).await?;
+    let who = auth.account;
+    if auth.body_hash != c {
+        // The signed body hash is the ciphertext's commitment: a mismatch is known unread.
+        return Err(Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "commitment_mismatch",
+            "the body's hash is not the commitment it is filed under",
+        ));
+    }
     if !w.installed_models()?.contains(&id) {
         return Err(WorkerError::ModelNotInstalled(id).into());
     }
+    let epoch = input_quota(&w, id, who).await?;
     if w.store.input(id, &c)?.is_some() {
         return Err(Failure::new(
             StatusCode::CONFLICT,
@@ -449,14 +552,41 @@ async fn put_input(
             "an input is already filed under this commitment",
         ));
     }
-    // Filed under the client's commitment as sent; the pipeline checks the hash against
-    // the on-chain commitment and rejects (refunding the client) on mismatch.
+    let body = read_body(&headers, body, w.settings.max_input_bytes, &auth).await?;
+    // Verified now, once: an unproven or out-of-box ciphertext is refused at the door, and
+    // the ≈ 165 ms proof check is off the request's critical path.
+    let model = w.model(id)?;
+    let verified_for = {
+        let _permit = w
+            .verify_slots
+            .acquire()
+            .await
+            .map_err(|e| WorkerError::Join(e.to_string()))?;
+        let (m, bytes) = (model.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let spec = m.server.client_spec();
+            let input = smidl_fhe::EncryptedInput::from_bytes(&bytes, spec)?;
+            m.server.verify_input(&input).map(|_| ())
+        })
+        .await
+        .map_err(|e| WorkerError::Join(e.to_string()))?
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "malformed_input",
+                format!("the ciphertext or its input proof does not verify: {e}"),
+            )
+        })?;
+        model.commitment
+    };
     let input = StoredInput {
         owner: who,
         bytes: body.to_vec(),
         uploaded_at_ms: auth::now_ms(),
+        verified_for: Some(verified_for),
     };
     w.store.put_input(id, &c, &input)?;
+    w.count_upload(id, epoch, who);
     Ok((
         StatusCode::CREATED,
         Json(Stored {
@@ -464,6 +594,47 @@ async fn put_input(
             bytes: input.bytes.len() as u64,
         }),
     ))
+}
+
+/// The chain-tied input quota: the account exists (it can pay) and its uploads this epoch
+/// stay below what it can still request. Returns the model's current epoch.
+async fn input_quota(w: &Worker, model_id: u32, who: [u8; 32]) -> Result<u32, Failure> {
+    let account = subxt::utils::AccountId32(who);
+    let at = w.at_best().await.map_err(WorkerError::from)?;
+    if !read::account_exists(&at, &account)
+        .await
+        .map_err(WorkerError::from)?
+    {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "no_account",
+            "this account does not exist on chain (it holds no funds to request with)",
+        ));
+    }
+    let status = read::model_status(&at, model_id)
+        .await
+        .map_err(WorkerError::from)?
+        .ok_or(WorkerError::ModelNotInstalled(model_id))?;
+    let usage = read::account_status(&at, model_id, &account)
+        .await
+        .map_err(WorkerError::from)?;
+    let allowed = usage.map_or(0, |u| {
+        u64::from(u.queries)
+            .saturating_add(u.queries_left_by_budget)
+            .saturating_add(INPUT_SLACK)
+    });
+    let used = w.uploads(model_id, status.epoch, who);
+    if used >= allowed {
+        return Err(Failure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "input_quota",
+            format!(
+                "{used} inputs uploaded this epoch; the chain allows this account {allowed} \
+                 (its requests so far and those its budget still allows, plus {INPUT_SLACK})"
+            ),
+        ));
+    }
+    Ok(status.epoch)
 }
 
 async fn result(
@@ -479,14 +650,9 @@ async fn result(
             "request id must be a u64",
         )
     })?;
-    let who = authenticate(
-        &w,
-        &headers,
-        method,
-        &format!("/v1/results/{request_id}"),
-        b"",
-    )
-    .await?;
+    let who = authenticate(&w, &headers, method, &format!("/v1/results/{request_id}"))
+        .await?
+        .account;
     let Some(job) = w.store.job(request_id)? else {
         return Err(Failure::new(
             StatusCode::NOT_FOUND,
@@ -541,4 +707,22 @@ async fn result(
             .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "header"))?,
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attack: someone on the hospital LAN reads the weights off the wire while the
+    /// owner installs them over plain HTTP. Plain HTTP installs are loopback-only.
+    #[test]
+    fn installs_over_plain_http_only_from_loopback() {
+        let lan: std::net::SocketAddr = "10.1.2.3:40000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let local6: std::net::SocketAddr = "[::1]:40000".parse().unwrap();
+        assert!(!install_allowed(&lan, false));
+        assert!(install_allowed(&lan, true));
+        assert!(install_allowed(&local, false));
+        assert!(install_allowed(&local6, false));
+    }
 }

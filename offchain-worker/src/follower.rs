@@ -27,45 +27,84 @@ use smidl::secure_inference::events as ev;
 /// Blocks after which a submitted answer that finality has not confirmed is sent again.
 const RESUBMIT_AFTER_BLOCKS: u32 = 10;
 
-/// Follows the chain until the connection fails repeatedly.
+/// A gap of finalized blocks the follower replays event by event; beyond it (a long
+/// downtime) it resumes from the current state instead, which a pruned node still has.
+const CATCH_UP_LIMIT: u64 = 128;
+
+/// How long the node may go without reporting a block before the connection counts as lost
+/// (blocks come every 3 s).
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Follows the chain for as long as the worker runs: an outage (node restart, network) is
+/// met with a reconnection with backoff, any other failure with a retry after a pause; it
+/// never gives up (the operator sees `chain_connected: false` in `/health` meanwhile).
 pub async fn run(worker: Arc<Worker>) -> Result<(), WorkerError> {
-    let mut failures = 0u32;
+    let mut pause = Duration::from_secs(1);
     loop {
-        match follow(&worker).await {
-            Ok(()) => failures = 0,
+        let result = follow(&worker).await;
+        worker.set_connected(false);
+        match result {
+            Ok(()) => {
+                tracing::warn!("the node ended the block subscriptions; reconnecting");
+                worker.reconnect().await;
+            }
+            Err(WorkerError::Chain(e)) if e.is_outage() => {
+                tracing::warn!("lost the node ({e}); reconnecting");
+                worker.reconnect().await;
+            }
             Err(e) => {
-                failures += 1;
-                tracing::warn!("following the chain failed ({failures}): {e}");
-                if failures >= 20 {
-                    return Err(e);
-                }
+                tracing::error!(
+                    "following the chain failed, retrying in {} s: {e}",
+                    pause.as_secs()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+                continue;
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        pause = Duration::from_secs(1);
     }
 }
 
 async fn follow(worker: &Arc<Worker>) -> Result<(), WorkerError> {
     let rpc = chain::rpc::<subxt::error::BlocksError>;
-    let mut best = worker
-        .client
-        .stream_best_blocks()
-        .await
-        .map_err(rpc("subscribing to best blocks"))?;
-    let mut finalized = worker
-        .client
-        .stream_blocks()
-        .await
-        .map_err(rpc("subscribing to finalized blocks"))?;
+    let client = worker.client();
+    let subscribe = async {
+        let best = client
+            .stream_best_blocks()
+            .await
+            .map_err(rpc("subscribing to best blocks"))?;
+        let finalized = client
+            .stream_blocks()
+            .await
+            .map_err(rpc("subscribing to finalized blocks"))?;
+        Ok::<_, ChainError>((best, finalized))
+    };
+    let (mut best, mut finalized) =
+        chain::timed("subscribing to blocks", chain::CALL_TIMEOUT, subscribe).await?;
     reconcile_pending(worker).await?;
+    worker.set_connected(true);
     loop {
-        tokio::select! {
-            b = best.next() => {
+        let next = tokio::time::timeout(STALL_TIMEOUT, async {
+            tokio::select! {
+                b = best.next() => Some(Err(b)),
+                f = finalized.next() => Some(Ok(f)),
+            }
+        });
+        let Ok(Some(event)) = next.await else {
+            return Err(ChainError::Timeout {
+                context: "waiting for the next block",
+                seconds: STALL_TIMEOUT.as_secs(),
+            }
+            .into());
+        };
+        match event {
+            Err(b) => {
                 let Some(b) = b else { return Ok(()) };
                 let b = b.map_err(rpc("reading a best block"))?;
                 on_best(worker, b.number(), b.hash()).await?;
             }
-            f = finalized.next() => {
+            Ok(f) => {
                 let Some(f) = f else { return Ok(()) };
                 let f = f.map_err(rpc("reading a finalized block"))?;
                 on_finalized(worker, f.number(), f.hash()).await?;
@@ -78,11 +117,7 @@ async fn on_best(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), Wo
     worker.best.send_replace(Some((number, hash)));
     worker.metrics.best_block.set(number as i64);
     let at = at_hash(worker, hash).await?;
-    let events = at
-        .events()
-        .fetch()
-        .await
-        .map_err(chain::rpc("reading events"))?;
+    let events = events_of(&at).await?;
     if queue_requests(worker, &events, number as u32)? > 0 {
         worker.wake.notify_one();
     }
@@ -90,23 +125,29 @@ async fn on_best(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), Wo
 }
 
 async fn on_finalized(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(), WorkerError> {
-    let from = match worker.store.cursor()? {
+    let mut from = match worker.store.cursor()? {
         Some((n, _)) if (n as u64) < number => n as u64 + 1,
         Some(_) => return Ok(()),
         None => number,
     };
+    if number - from >= CATCH_UP_LIMIT {
+        // A pruned node no longer has the old blocks' events. Everything the worker needs is
+        // also in the current state: pending requests (queued below by `reconcile_pending`),
+        // settled ones and their results (`recheck_unsettled`), the committed weights
+        // (checked before every answer). Only the event history is skipped.
+        tracing::warn!(
+            "{} finalized blocks behind: resuming from the state at #{number} instead of \
+             replaying their events",
+            number - from
+        );
+        reconcile_pending(worker).await?;
+        from = number;
+    }
+    let client = worker.client();
     let mut queued = 0;
     for n in from..=number {
-        let at = worker
-            .client
-            .at_block(n)
-            .await
-            .map_err(chain::rpc("reading a finalized block"))?;
-        let events = at
-            .events()
-            .fetch()
-            .await
-            .map_err(chain::rpc("reading events"))?;
+        let at = client.block_at(n).await?;
+        let events = events_of(&at).await?;
         queued += queue_requests(worker, &events, n as u32)?;
         settle(worker, &events)?;
         limits::on_finalized_events(worker, &events)?;
@@ -123,12 +164,18 @@ async fn on_finalized(worker: &Arc<Worker>, number: u64, hash: H256) -> Result<(
     Ok(())
 }
 
+async fn events_of(at: &AtBlock) -> Result<chain::Events, ChainError> {
+    chain::timed("reading events", chain::CALL_TIMEOUT, async {
+        at.events()
+            .fetch()
+            .await
+            .map_err(chain::rpc("reading events"))
+    })
+    .await
+}
+
 async fn at_hash(worker: &Worker, hash: H256) -> Result<AtBlock, ChainError> {
-    worker
-        .client
-        .at_block(hash)
-        .await
-        .map_err(chain::rpc("reading a block"))
+    worker.client().block(hash).await
 }
 
 /// Queues a job per `InferenceRequested` for a model installed here. Returns how many were new.
@@ -218,6 +265,20 @@ async fn recheck_unsettled(
         let request = read::request(at, job.request_id).await?;
         match (&job.state, request) {
             (_, Some(r)) if r.status != RequestStatus::Pending => {
+                if let RequestStatus::Completed { output_commitment } = &r.status {
+                    // Normally released from the final `ResultSubmitted` event; this covers
+                    // events the follower skipped (a long downtime).
+                    if r.worker.0 == worker.account
+                        && worker
+                            .store
+                            .release_result(job.request_id, &output_commitment.0)?
+                    {
+                        tracing::info!(
+                            request = job.request_id,
+                            "completion final: result released"
+                        );
+                    }
+                }
                 job.state = JobState::Settled;
                 worker.store.update_job(&job)?;
             }
@@ -248,11 +309,7 @@ async fn recheck_unsettled(
 
 /// Queues every pending request of an installed model found in storage.
 async fn reconcile_pending(worker: &Arc<Worker>) -> Result<(), WorkerError> {
-    let at = worker
-        .client
-        .at_current_block()
-        .await
-        .map_err(chain::rpc("reading the finalized block"))?;
+    let at = worker.client().finalized().await?;
     let installed = worker.installed_models()?;
     let mut entries = at
         .storage()

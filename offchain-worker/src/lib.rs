@@ -16,46 +16,73 @@ pub use smidl_protocol::{api_client, auth, chain, commit, wire};
 pub mod dp;
 pub mod follower;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;
+pub mod submitter;
 pub mod worker;
 
 use std::sync::Arc;
 
 pub use worker::{Settings, Worker, WorkerError};
 
-/// Runs the worker until the chain connection fails for good or `shutdown` resolves.
+/// Runs the worker until `shutdown` resolves, then drains: the API stops accepting and
+/// finishes the requests it is serving, the executor takes no new job and waits (up to
+/// `settings.drain_timeout`) for the evaluations and submissions in flight, and only then does
+/// the follower stop. Chain outages do not end it (the follower reconnects).
 pub async fn serve(
     worker: Arc<Worker>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), WorkerError> {
-    let listener = tokio::net::TcpListener::bind(worker.settings.listen)
+    let listen = worker.settings.listen;
+    let tcp = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| {
-            WorkerError::Join(format!("cannot listen on {}: {e}", worker.settings.listen))
-        })?;
+        .map_err(|e| WorkerError::Join(format!("cannot listen on {listen}: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = listener::ApiListener::new(tcp, worker.settings.max_connections, tls)
+        .map_err(|e| WorkerError::Join(format!("cannot listen on {listen}: {e}")))?;
     tracing::info!(
-        "worker {} listening on http://{}",
-        worker.account_ss58(),
-        worker.settings.listen
+        "worker {} listening on {scheme}://{listen}",
+        worker.account_ss58()
     );
-    let app = api::router(worker.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = api::router(worker.clone()).into_make_service_with_connect_info::<api::Peer>();
+    let mut http_stop = stopped.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
             .await
     });
-    let executor = tokio::spawn(pipeline::run_executor(worker.clone()));
-    let follower = follower::run(worker.clone());
+    let executor = tokio::spawn(pipeline::run_executor(worker.clone(), stopped));
+    let mut follower = tokio::spawn(follower::run(worker.clone()));
     let result = tokio::select! {
-        r = follower => r,
-        r = http => match r {
+        () = shutdown => {
+            tracing::info!("shutting down: finishing in-flight work");
+            Ok(())
+        }
+        r = &mut follower => match r {
+            Ok(Err(e)) => Err(e),
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WorkerError::Join(format!("HTTP server: {e}"))),
             Err(e) => Err(WorkerError::Join(e.to_string())),
         },
     };
-    executor.abort();
+    let _ = stop.send(true);
+    let grace = worker.settings.drain_timeout + std::time::Duration::from_secs(5);
+    if tokio::time::timeout(grace, executor).await.is_err() {
+        tracing::warn!("in-flight work did not finish within {} s", grace.as_secs());
+    }
+    match tokio::time::timeout(grace, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
+        Err(_) => tracing::warn!(
+            "open API requests did not finish within {} s",
+            grace.as_secs()
+        ),
+        _ => {}
+    }
+    follower.abort();
     result
 }

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use crate::chain::{self, read, smidl, AtBlock, ModelState, Wait};
+use crate::chain::{self, read, smidl, AtBlock, ModelState};
 use crate::store::{JobState, LimitStage};
 use crate::wire::LimitAction;
 use crate::worker::{Worker, WorkerError};
@@ -201,10 +201,7 @@ async fn attest(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), W
         erasure.final_root.map(subxt::utils::H256),
         erasure.accesses,
     );
-    let included = {
-        let _g = worker.submit_lock.lock().await;
-        chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await?
-    };
+    let included = worker.submit(&call).await?;
     tracing::info!(
         model = model_id,
         epoch,
@@ -245,8 +242,7 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
                 a.lineage,
                 a.privacy,
             );
-            let _g = worker.submit_lock.lock().await;
-            chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await
+            worker.submit(&call).await
         }
         None => {
             if record.install.on_limit == LimitAction::Retrain {
@@ -258,8 +254,7 @@ async fn restart(worker: &Arc<Worker>, model_id: u32, epoch: u32) -> Result<(), 
             let call = smidl::transactions()
                 .secure_inference()
                 .reset_model(model_id);
-            let _g = worker.submit_lock.lock().await;
-            chain::submit(&worker.client, &call, &worker.signer, Wait::InBlock).await
+            worker.submit(&call).await
         }
     };
     match result {

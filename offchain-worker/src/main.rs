@@ -39,6 +39,19 @@ struct Args {
     /// Finalized blocks an ended epoch's results stay available before deletion.
     #[arg(long, default_value_t = 5)]
     result_retention_blocks: u32,
+    /// Open API connections at most (further clients wait in the listen backlog).
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Serve the API over TLS with this PEM certificate chain (with --tls-key). Without TLS,
+    /// models can be installed from this machine only.
+    #[arg(long, env = "SMIDL_WORKER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "SMIDL_WORKER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests to finish.
+    #[arg(long, default_value_t = 60)]
+    drain_seconds: u64,
 }
 
 #[tokio::main]
@@ -59,6 +72,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM (what a service manager sends) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let signer = match (&args.key_file, args.dev) {
         (Some(path), _) => chain::keypair_from_file(path)?,
@@ -69,15 +98,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .key_dir
         .clone()
         .unwrap_or_else(|| smidl_worker::store::default_key_dir(&args.data_dir));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(smidl_worker::listener::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let store = Store::open(&args.data_dir, &key_dir)?;
     let client = chain::connect_patiently(&args.rpc, Duration::from_secs(60)).await?;
     let mut settings = Settings::new(args.rpc.clone(), args.listen, args.data_dir.clone());
     settings.concurrency = args.concurrency;
     settings.result_retention_blocks = args.result_retention_blocks;
+    settings.max_connections = args.max_connections;
+    settings.tls = tls.is_some();
+    settings.drain_timeout = Duration::from_secs(args.drain_seconds);
     let worker = Arc::new(Worker::new(settings, store, client, signer));
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    smidl_worker::serve(worker, shutdown).await?;
+    smidl_worker::serve(worker, shutdown_signal(), tls).await?;
     Ok(())
 }

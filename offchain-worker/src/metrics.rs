@@ -33,6 +33,10 @@ pub struct Metrics {
     pub api: Family<Route, Counter>,
     pub best_block: Gauge,
     pub finalized_block: Gauge,
+    /// Connections to the node re-established after an outage.
+    pub reconnects: Counter,
+    /// Attempts that failed and will be retried (evaluation or submission).
+    pub retries: Counter,
 }
 
 impl Default for Metrics {
@@ -45,6 +49,18 @@ impl Default for Metrics {
         let api = Family::<Route, Counter>::default();
         let best_block = Gauge::default();
         let finalized_block = Gauge::default();
+        let reconnects = Counter::default();
+        let retries = Counter::default();
+        registry.register(
+            "reconnects",
+            "Node connections re-established after an outage",
+            reconnects.clone(),
+        );
+        registry.register(
+            "retries",
+            "Failed request attempts that will be retried",
+            retries.clone(),
+        );
         registry.register(
             "jobs",
             "Inference requests handled, by outcome",
@@ -85,6 +101,8 @@ impl Default for Metrics {
             api,
             best_block,
             finalized_block,
+            reconnects,
+            retries,
         }
     }
 }

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smidl_fhe::EncryptedInput;
+use smidl_fhe::{EncryptedInput, VerifiedInput};
 use tokio::sync::Semaphore;
 
-use crate::chain::{self, read, smidl, ChainError, PrivacyMode, RejectReason, RequestStatus, Wait};
+use crate::chain::{self, read, smidl, ChainError, PrivacyMode, RejectReason, RequestStatus};
 use crate::dp::Mechanism;
 use crate::store::{Job, JobState, StoredResult};
 use crate::worker::{Worker, WorkerError};
@@ -26,14 +26,16 @@ pub enum Verdict {
     Reject(RejectReason, String),
 }
 
-/// Runs forever: takes unsettled `Queued` jobs from the store and processes them on a bounded
-/// pool. Woken by the follower; also polls, so nothing waits on a lost wake-up.
-pub async fn run_executor(worker: Arc<Worker>) {
-    let pool = Arc::new(Semaphore::new(worker.settings.concurrency.max(1)));
+/// Takes unsettled `Queued` jobs from the store and processes them on a bounded pool until
+/// `stop` turns true; then waits (up to `settings.drain_timeout`) for the jobs in flight.
+/// Woken by the follower; also polls, so nothing waits on a lost wake-up.
+pub async fn run_executor(worker: Arc<Worker>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let slots = worker.settings.concurrency.max(1);
+    let pool = Arc::new(Semaphore::new(slots));
     let in_flight = Arc::new(std::sync::Mutex::new(
         std::collections::HashSet::<u64>::new(),
     ));
-    loop {
+    while !*stop.borrow() {
         let jobs = match worker.store.jobs_not_settled() {
             Ok(j) => j,
             Err(e) => {
@@ -42,7 +44,19 @@ pub async fn run_executor(worker: Arc<Worker>) {
             }
         };
         worker.metrics.backlog.set(jobs.len() as i64);
+        let now = Instant::now();
         for job in jobs.into_iter().filter(|j| j.state == JobState::Queued) {
+            if *stop.borrow() {
+                break;
+            }
+            let waiting = worker
+                .retry_at
+                .lock()
+                .map(|r| r.get(&job.request_id).is_some_and(|t| *t > now))
+                .unwrap_or(false);
+            if waiting {
+                continue;
+            }
             let fresh = in_flight
                 .lock()
                 .map(|mut s| s.insert(job.request_id))
@@ -56,8 +70,11 @@ pub async fn run_executor(worker: Arc<Worker>) {
             let (w, set) = (worker.clone(), in_flight.clone());
             tokio::spawn(async move {
                 let id = job.request_id;
-                if let Err(e) = process(&w, job).await {
-                    tracing::warn!(request = id, "request not finished, will retry: {e}");
+                match process(&w, job).await {
+                    Ok(()) => {
+                        w.retry_at.lock().map(|mut r| r.remove(&id)).ok();
+                    }
+                    Err(e) => failed(&w, id, &e),
                 }
                 if let Ok(mut s) = set.lock() {
                     s.remove(&id);
@@ -67,9 +84,58 @@ pub async fn run_executor(worker: Arc<Worker>) {
         }
         tokio::select! {
             _ = worker.wake.notified() => {}
+            _ = stop.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(3)) => {}
         }
     }
+    // Every slot back means every job in flight finished (answer stored and submitted).
+    let drained = tokio::time::timeout(
+        worker.settings.drain_timeout,
+        pool.acquire_many(slots as u32),
+    )
+    .await;
+    match drained {
+        Ok(_) => tracing::info!("in-flight requests finished"),
+        Err(_) => tracing::warn!("stopping with requests in flight (they resume on restart)"),
+    }
+}
+
+/// Failed attempts (other than chain outages) after which a request is rejected with
+/// `EvaluationFailed` (refunding the client) instead of being tried again.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Records a failed attempt and schedules the next one with exponential backoff (4 s doubling
+/// to 32 s, about a minute in all before the rejection). An outage does not count against the request: the node was unreachable, not the
+/// request unanswerable, and the worker reconnects meanwhile.
+fn failed(worker: &Worker, id: u64, e: &WorkerError) {
+    let outage = matches!(e, WorkerError::Chain(c) if c.is_outage());
+    let attempts = if outage {
+        0
+    } else {
+        match worker.store.job(id) {
+            Ok(Some(mut job)) if job.state == JobState::Queued => {
+                job.attempts = job.attempts.saturating_add(1);
+                if let Err(e) = worker.store.update_job(&job) {
+                    tracing::error!(request = id, "cannot record the failed attempt: {e}");
+                }
+                job.attempts
+            }
+            _ => 0,
+        }
+    };
+    worker.metrics.retries.inc();
+    let delay = Duration::from_secs(2u64 << attempts.clamp(1, 4));
+    tracing::warn!(
+        request = id,
+        attempts,
+        "request not finished, retrying in {} s: {e}",
+        delay.as_secs()
+    );
+    worker
+        .retry_at
+        .lock()
+        .map(|mut r| r.insert(id, Instant::now() + delay))
+        .ok();
 }
 
 /// Handles one job end to end (idempotent: safe to call again after a crash at any point).
@@ -100,12 +166,26 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
     let Some(model_info) = read::model(&at, job.model_id).await? else {
         return Ok(());
     };
+    if job.attempts >= MAX_ATTEMPTS {
+        // Bounded: the client is refunded now rather than at the request's deadline.
+        return answer(
+            worker,
+            job,
+            Verdict::Reject(
+                RejectReason::EvaluationFailed,
+                format!("gave up after {MAX_ATTEMPTS} failed attempts"),
+            ),
+        )
+        .await;
+    }
     // Never answer with weights other than the ones the chain commits to (e.g. a retrain this
-    // worker has not swapped in yet): refuse, drop the cached model, retry later.
+    // worker has not swapped in yet): reload (adopting a staged version the chain now commits
+    // to), else refuse and retry later; after MAX_ATTEMPTS the request is rejected.
     if model_info.epoch == job.epoch {
         let loaded = worker.model(job.model_id)?;
-        if loaded.commitment != model_info.weights_commitment.0 {
-            worker.forget_model(job.model_id);
+        if loaded.commitment != model_info.weights_commitment.0
+            && !worker.adopt_committed(job.model_id, &model_info.weights_commitment.0)?
+        {
             return Err(WorkerError::StaleModel(job.model_id));
         }
     }
@@ -214,10 +294,16 @@ pub fn evaluate(worker: &Worker, job: &Job, noise: AnswerNoise) -> Result<Verdic
         Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
     };
     // Before anything is evaluated: a linear model's input must prove it encrypts values in
-    // the published box (the sensitivity bound and the sanitisation assume it).
-    let input = match model.server.verify_input(&input) {
-        Ok(i) => i,
-        Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
+    // the published box (the sensitivity bound and the sanitisation assume it). The API
+    // verified it at upload (≈ 165 ms, off the request's critical path) against these weights;
+    // anything else is verified now.
+    let input = if stored.verified_for == Some(model.commitment) {
+        VerifiedInput::assume_verified(&input)
+    } else {
+        match model.server.verify_input(&input) {
+            Ok(i) => i,
+            Err(e) => return Ok(Verdict::Reject(R::MalformedInput, e.to_string())),
+        }
     };
     let key = if spec.needs_evaluation_key() {
         let Some(expected) = job.eval_key_commitment else {
@@ -349,7 +435,6 @@ async fn answer(worker: &Arc<Worker>, mut job: Job, verdict: Verdict) -> Result<
             submit(worker, &call).await
         }
     };
-    job.attempts = job.attempts.saturating_add(1);
     match result {
         Ok(included) => {
             tracing::info!(
@@ -394,9 +479,8 @@ async fn submit<C: subxt::transactions::Payload>(
     worker: &Worker,
     call: &C,
 ) -> Result<chain::Included, ChainError> {
-    // Holding the lock across inclusion keeps nonces sequential; inclusion takes one block.
-    let _guard = worker.submit_lock.lock().await;
-    chain::submit(&worker.client, call, &worker.signer, Wait::InBlock).await
+    // No lock across inclusion: many answers wait for the same block (see `submitter`).
+    worker.submit(call).await
 }
 
 #[cfg(test)]

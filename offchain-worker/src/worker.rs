@@ -16,6 +16,7 @@ use crate::chain::{self, ChainError, Client};
 use crate::dp::{Mechanism, NoisePlan};
 use crate::metrics::Metrics;
 use crate::store::{AccountId, Hash, Store, StoreError};
+use crate::submitter::Submitter;
 use crate::wire::ModelInstall;
 use smidl_dp::fit::fitting_plans;
 pub use smidl_dp::fit::{check_noise_fits, NoiseDoesNotFit};
@@ -34,6 +35,12 @@ pub struct Settings {
     pub max_input_bytes: usize,
     pub max_eval_key_bytes: usize,
     pub max_model_bytes: usize,
+    /// Open HTTP connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Whether the API is served over TLS (then models may be installed from other hosts).
+    pub tls: bool,
+    /// How long a graceful shutdown waits for in-flight evaluations and submissions.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -47,6 +54,9 @@ impl Settings {
             max_input_bytes: 8 << 20,
             max_eval_key_bytes: 160 << 20,
             max_model_bytes: 64 << 20,
+            max_connections: 256,
+            tls: false,
+            drain_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -134,7 +144,8 @@ type KeyCacheId = (AccountId, u32, Hash);
 pub struct Worker {
     pub settings: Settings,
     pub store: Arc<Store>,
-    pub client: Client,
+    /// The node connection; replaced by [`Worker::reconnect`] after an outage.
+    client: RwLock<Client>,
     pub signer: Keypair,
     pub account: AccountId,
     pub metrics: Metrics,
@@ -145,8 +156,16 @@ pub struct Worker {
     pub finalized: watch::Sender<Option<(u64, H256)>>,
     /// Wakes the executor when jobs were queued.
     pub wake: Notify,
-    /// One submission at a time per signer, so nonces do not collide.
-    pub submit_lock: tokio::sync::Mutex<()>,
+    /// Signs and sends the worker's extrinsics with a locally kept nonce.
+    pub submitter: Submitter,
+    /// Requests with a retry pending after a failure: when they may next be tried.
+    pub retry_at: Mutex<HashMap<u64, std::time::Instant>>,
+    /// Whether the follower currently holds live block subscriptions.
+    connected: std::sync::atomic::AtomicBool,
+    /// Input proofs verified at once by the API (each ≈ 165 ms of a core).
+    pub verify_slots: tokio::sync::Semaphore,
+    /// Inputs accepted per (model, epoch, account), for the chain-tied quota.
+    uploads: Mutex<HashMap<(u32, u32, AccountId), u64>>,
     /// First finalized block at which an ended epoch was ready for deletion (retention).
     pub limit_seen: Mutex<HashMap<(u32, u32), u32>>,
 }
@@ -155,9 +174,10 @@ impl Worker {
     pub fn new(settings: Settings, store: Store, client: Client, signer: Keypair) -> Self {
         let account = chain::account_of(&signer).0;
         Self {
+            verify_slots: tokio::sync::Semaphore::new(settings.concurrency.max(1)),
             settings,
             store: Arc::new(store),
-            client,
+            client: RwLock::new(client),
             signer,
             account,
             metrics: Metrics::default(),
@@ -166,9 +186,110 @@ impl Worker {
             best: watch::channel(None).0,
             finalized: watch::channel(None).0,
             wake: Notify::new(),
-            submit_lock: tokio::sync::Mutex::new(()),
+            submitter: Submitter::default(),
+            retry_at: Mutex::new(HashMap::new()),
+            connected: std::sync::atomic::AtomicBool::new(false),
+            uploads: Mutex::new(HashMap::new()),
             limit_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The current node connection (cheap to clone).
+    pub fn client(&self) -> Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Connects to the node again, with exponential backoff (1 s doubling to 30 s) for as
+    /// long as it takes: a node restart is survived without restarting the worker.
+    pub async fn reconnect(&self) {
+        let mut delay = std::time::Duration::from_secs(1);
+        loop {
+            match chain::connect(&self.settings.rpc_url).await {
+                Ok(c) => {
+                    match self.client.write() {
+                        Ok(mut slot) => *slot = c,
+                        Err(poisoned) => *poisoned.into_inner() = c,
+                    }
+                    self.metrics.reconnects.inc();
+                    tracing::info!("reconnected to the node at {}", self.settings.rpc_url);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("node unreachable, retrying in {} s: {e}", delay.as_secs());
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Inputs `who` uploaded for the model's `epoch` since this process started.
+    pub fn uploads(&self, model_id: u32, epoch: u32, who: AccountId) -> u64 {
+        self.uploads
+            .lock()
+            .map(|u| u.get(&(model_id, epoch, who)).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Counts an accepted upload; forgets the model's older epochs.
+    pub fn count_upload(&self, model_id: u32, epoch: u32, who: AccountId) {
+        if let Ok(mut u) = self.uploads.lock() {
+            u.retain(|(m, e, _), _| *m != model_id || *e >= epoch);
+            *u.entry((model_id, epoch, who)).or_insert(0) += 1;
+        }
+    }
+
+    /// Whether the worker follows the chain right now (for `/health`).
+    pub fn connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connected
+            .store(up, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes the installed model the one the chain commits to, if this worker holds it: a
+    /// staged next version whose retrain the follower did not see (it was down) is promoted.
+    /// Returns whether the installed model now matches `chain_commitment`.
+    pub fn adopt_committed(
+        &self,
+        model_id: u32,
+        chain_commitment: &[u8; 32],
+    ) -> Result<bool, WorkerError> {
+        self.forget_model(model_id);
+        let Some(mut record) = self.record(model_id)? else {
+            return Ok(false);
+        };
+        if record.commitment() == *chain_commitment {
+            return Ok(true);
+        }
+        let staged = record.staged.take().filter(|s| {
+            crate::commit::weights(&s.weights_salt, &s.server_model) == *chain_commitment
+        });
+        let Some(next) = staged else {
+            return Ok(false);
+        };
+        record.install = next;
+        self.put_record(model_id, &record)?;
+        tracing::info!(
+            model = model_id,
+            "switched to the staged model the chain now commits to"
+        );
+        Ok(true)
+    }
+
+    /// Signs `call`, sends it and waits until it is in a best block (many may wait at once).
+    pub async fn submit<C: subxt::transactions::Payload>(
+        &self,
+        call: &C,
+    ) -> Result<chain::Included, ChainError> {
+        self.submitter
+            .submit(&self.client(), &self.signer, call)
+            .await
     }
 
     /// The worker's chain account as SS58.
@@ -263,17 +384,10 @@ impl Worker {
     /// A client view at the latest best block the follower saw (finalized before that).
     pub async fn at_best(&self) -> Result<chain::AtBlock, ChainError> {
         let best = *self.best.borrow();
+        let client = self.client();
         match best {
-            Some((_, hash)) => self
-                .client
-                .at_block(hash)
-                .await
-                .map_err(chain::rpc("reading the best block")),
-            None => self
-                .client
-                .at_current_block()
-                .await
-                .map_err(chain::rpc("reading the finalized block")),
+            Some((_, hash)) => client.block(hash).await,
+            None => client.finalized().await,
         }
     }
 

@@ -51,10 +51,46 @@ impl Client {
     /// the finalized state instead would reuse a nonce while an earlier call waits for
     /// finality ("Transaction is outdated").
     pub async fn next_nonce(&self, who: &AccountId32) -> Result<u64, ChainError> {
-        self.rpc
-            .system_account_next_index(who)
-            .await
-            .map_err(rpc("reading the account's next nonce"))
+        timed("reading the account's next nonce", CALL_TIMEOUT, async {
+            self.rpc
+                .system_account_next_index(who)
+                .await
+                .map_err(rpc("reading the account's next nonce"))
+        })
+        .await
+    }
+
+    /// A view of the latest finalized block (with [`CALL_TIMEOUT`]).
+    pub async fn finalized(&self) -> Result<AtBlock, ChainError> {
+        timed("reading the finalized block", CALL_TIMEOUT, async {
+            self.online
+                .at_current_block()
+                .await
+                .map_err(rpc("reading the finalized block"))
+        })
+        .await
+    }
+
+    /// A view of the block `hash` (with [`CALL_TIMEOUT`]).
+    pub async fn block(&self, hash: H256) -> Result<AtBlock, ChainError> {
+        timed("reading a block", CALL_TIMEOUT, async {
+            self.online
+                .at_block(hash)
+                .await
+                .map_err(rpc("reading a block"))
+        })
+        .await
+    }
+
+    /// A view of the canonical block at height `number` (with [`CALL_TIMEOUT`]).
+    pub async fn block_at(&self, number: u64) -> Result<AtBlock, ChainError> {
+        timed("reading a block", CALL_TIMEOUT, async {
+            self.online
+                .at_block(number)
+                .await
+                .map_err(rpc("reading a block"))
+        })
+        .await
     }
 }
 pub type Events = subxt::events::Events<Config>;
@@ -88,6 +124,12 @@ pub enum ChainError {
     Dropped(String),
     #[error("invalid signing key: {0}")]
     Key(String),
+    /// The pool refused the transaction's nonce (taken by another transaction of the signer,
+    /// or already used): nothing entered the pool, so resubmitting with a fresh nonce is safe.
+    #[error("the transaction's nonce was refused: {0}")]
+    Nonce(String),
+    #[error("{context}: no answer from the node within {seconds} s")]
+    Timeout { context: &'static str, seconds: u64 },
 }
 
 impl ChainError {
@@ -97,6 +139,38 @@ impl ChainError {
             ChainError::Refused { error, .. } => Some(error),
             _ => None,
         }
+    }
+
+    /// Whether the node could not be reached or did not answer (as opposed to refusing):
+    /// retrying later, after a reconnection, may succeed.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            ChainError::Connect { .. } | ChainError::Rpc { .. } | ChainError::Timeout { .. }
+        )
+    }
+}
+
+/// How long any single read or RPC call may take before it counts as an outage.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a submitted transaction may take to reach a best block (a few block times; a
+/// transaction stuck behind a nonce gap never would).
+pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `fut` with a deadline: a node that stopped answering becomes
+/// [`ChainError::Timeout`] instead of a hang.
+pub async fn timed<T>(
+    context: &'static str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, ChainError>>,
+) -> Result<T, ChainError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ChainError::Timeout {
+            context,
+            seconds: limit.as_secs(),
+        }),
     }
 }
 
@@ -215,42 +289,96 @@ pub enum Wait {
     Finalized,
 }
 
+/// A submitted transaction being watched.
+pub type Progress = subxt::transactions::TransactionProgress<
+    Config,
+    subxt::client::OnlineClientAtBlockImpl<Config>,
+>;
+
 /// Signs `call` with `signer`, submits it and waits; a dispatch failure becomes
-/// [`ChainError::Refused`] naming the pallet error.
+/// [`ChainError::Refused`] naming the pallet error. Reads the nonce from the pool each time:
+/// for one-off calls (the CLI). A service sending many calls keeps its own nonce and uses
+/// [`send`] and [`watch`].
 pub async fn submit<C: Payload>(
     client: &Client,
     call: &C,
     signer: &Keypair,
     wait: Wait,
 ) -> Result<Included, ChainError> {
-    use subxt::transactions::TransactionStatus as S;
-    let at = client
-        .at_current_block()
-        .await
-        .map_err(rpc("reading the current block"))?;
     let mut attempt = 0;
-    let mut progress = loop {
+    let progress = loop {
         let nonce = client.next_nonce(&account_of(signer)).await?;
-        let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
-            .nonce(nonce)
-            .build();
-        match at
-            .transactions()
-            .sign_and_submit_then_watch(call, signer, params)
-            .await
-        {
+        match send(client, call, signer, nonce).await {
             Ok(progress) => break progress,
             // Another process signing for the same account (the provider's CLI next to its
             // worker) took this nonce between our read and our submission. The pool refused
             // ours, so nothing was sent twice: read the nonce again and resubmit, a bounded
             // number of times.
-            Err(e) if is_nonce_collision(&e.to_string()) && attempt < NONCE_RETRIES => {
+            Err(ChainError::Nonce(_)) if attempt < NONCE_RETRIES => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(300 * attempt as u64)).await;
             }
-            Err(e) => return Err(ChainError::Invalid(e.to_string())),
+            Err(e) => return Err(e),
         }
     };
+    watch(client, progress, wait).await
+}
+
+/// Signs `call` with `nonce` and hands it to the node's pool, without waiting for inclusion.
+/// A refused nonce is [`ChainError::Nonce`]; any other refusal [`ChainError::Invalid`].
+pub async fn send<C: Payload>(
+    client: &Client,
+    call: &C,
+    signer: &Keypair,
+    nonce: u64,
+) -> Result<Progress, ChainError> {
+    let at = client.finalized().await?;
+    let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
+        .nonce(nonce)
+        .build();
+    let sent = timed("submitting a transaction", CALL_TIMEOUT, async {
+        at.transactions()
+            .sign_and_submit_then_watch(call, signer, params)
+            .await
+            .map_err(|e| {
+                let m = e.to_string();
+                if is_nonce_collision(&m) {
+                    ChainError::Nonce(m)
+                } else {
+                    ChainError::Invalid(m)
+                }
+            })
+    });
+    sent.await
+}
+
+/// Waits (at most [`INCLUSION_TIMEOUT`]) until a sent transaction is in a best block (or
+/// finalized, per `wait`) and returns its events; a dispatch failure becomes
+/// [`ChainError::Refused`].
+pub async fn watch(
+    client: &Client,
+    progress: Progress,
+    wait: Wait,
+) -> Result<Included, ChainError> {
+    let limit = match wait {
+        Wait::InBlock => INCLUSION_TIMEOUT,
+        // Finality trails the best block by a few blocks.
+        Wait::Finalized => INCLUSION_TIMEOUT * 2,
+    };
+    timed(
+        "waiting for inclusion",
+        limit,
+        watch_unbounded(client, progress, wait),
+    )
+    .await
+}
+
+async fn watch_unbounded(
+    client: &Client,
+    mut progress: Progress,
+    wait: Wait,
+) -> Result<Included, ChainError> {
+    use subxt::transactions::TransactionStatus as S;
     loop {
         let Some(status) = progress.next().await else {
             return Err(ChainError::Dropped(
@@ -273,11 +401,7 @@ pub async fn submit<C: Payload>(
         };
         let block_hash = in_block.block_hash();
         let events = in_block.wait_for_success().await.map_err(dispatch_error)?;
-        let block_number = client
-            .at_block(block_hash)
-            .await
-            .map_err(rpc("reading the inclusion block"))?
-            .block_number();
+        let block_number = client.block(block_hash).await?.block_number();
         return Ok(Included {
             block_hash,
             block_number,
@@ -334,26 +458,32 @@ pub mod read {
     pub type EpochErasure = t::EpochErasure;
 
     pub async fn model(at: &AtBlock, model_id: u32) -> Result<Option<ModelInfo>, ChainError> {
-        let v = at
-            .storage()
-            .try_fetch(smidl::storage().secure_inference().models(), (model_id,))
-            .await
-            .map_err(rpc("reading Models"))?;
-        v.map(|v| v.decode().map_err(rpc("decoding Models")))
-            .transpose()
+        timed("reading chain state (model)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .try_fetch(smidl::storage().secure_inference().models(), (model_id,))
+                .await
+                .map_err(rpc("reading Models"))?;
+            v.map(|v| v.decode().map_err(rpc("decoding Models")))
+                .transpose()
+        })
+        .await
     }
 
     pub async fn request(at: &AtBlock, request_id: u64) -> Result<Option<Request>, ChainError> {
-        let v = at
-            .storage()
-            .try_fetch(
-                smidl::storage().secure_inference().requests(),
-                (request_id,),
-            )
-            .await
-            .map_err(rpc("reading Requests"))?;
-        v.map(|v| v.decode().map_err(rpc("decoding Requests")))
-            .transpose()
+        timed("reading chain state (request)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .try_fetch(
+                    smidl::storage().secure_inference().requests(),
+                    (request_id,),
+                )
+                .await
+                .map_err(rpc("reading Requests"))?;
+            v.map(|v| v.decode().map_err(rpc("decoding Requests")))
+                .transpose()
+        })
+        .await
     }
 
     pub async fn eval_key(
@@ -361,31 +491,37 @@ pub mod read {
         who: &AccountId32,
         model_id: u32,
     ) -> Result<Option<H256>, ChainError> {
-        let v = at
-            .storage()
-            .try_fetch(
-                smidl::storage().secure_inference().eval_keys(),
-                (*who, model_id),
-            )
-            .await
-            .map_err(rpc("reading EvalKeys"))?;
-        Ok(v.map(|v| v.decode().map_err(rpc("decoding EvalKeys")))
-            .transpose()?
-            .map(|k| k.commitment))
+        timed("reading chain state (eval_key)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .try_fetch(
+                    smidl::storage().secure_inference().eval_keys(),
+                    (*who, model_id),
+                )
+                .await
+                .map_err(rpc("reading EvalKeys"))?;
+            Ok(v.map(|v| v.decode().map_err(rpc("decoding EvalKeys")))
+                .transpose()?
+                .map(|k| k.commitment))
+        })
+        .await
     }
 
     pub async fn model_status(
         at: &AtBlock,
         model_id: u32,
     ) -> Result<Option<ModelStatus>, ChainError> {
-        at.runtime_apis()
-            .call(
-                smidl::runtime_apis()
-                    .secure_inference_api()
-                    .model_status(model_id),
-            )
-            .await
-            .map_err(rpc("calling SecureInferenceApi::model_status"))
+        timed("reading chain state (model_status)", CALL_TIMEOUT, async {
+            at.runtime_apis()
+                .call(
+                    smidl::runtime_apis()
+                        .secure_inference_api()
+                        .model_status(model_id),
+                )
+                .await
+                .map_err(rpc("calling SecureInferenceApi::model_status"))
+        })
+        .await
     }
 
     pub async fn account_status(
@@ -393,28 +529,42 @@ pub mod read {
         model_id: u32,
         who: &AccountId32,
     ) -> Result<Option<AccountStatus>, ChainError> {
-        at.runtime_apis()
-            .call(
-                smidl::runtime_apis()
-                    .secure_inference_api()
-                    .account_status(model_id, *who),
-            )
-            .await
-            .map_err(rpc("calling SecureInferenceApi::account_status"))
+        timed(
+            "reading chain state (account_status)",
+            CALL_TIMEOUT,
+            async {
+                at.runtime_apis()
+                    .call(
+                        smidl::runtime_apis()
+                            .secure_inference_api()
+                            .account_status(model_id, *who),
+                    )
+                    .await
+                    .map_err(rpc("calling SecureInferenceApi::account_status"))
+            },
+        )
+        .await
     }
 
     pub async fn lineage_status(
         at: &AtBlock,
         lineage_id: u32,
     ) -> Result<Option<LineageStatus>, ChainError> {
-        at.runtime_apis()
-            .call(
-                smidl::runtime_apis()
-                    .secure_inference_api()
-                    .lineage_status(lineage_id),
-            )
-            .await
-            .map_err(rpc("calling SecureInferenceApi::lineage_status"))
+        timed(
+            "reading chain state (lineage_status)",
+            CALL_TIMEOUT,
+            async {
+                at.runtime_apis()
+                    .call(
+                        smidl::runtime_apis()
+                            .secure_inference_api()
+                            .lineage_status(lineage_id),
+                    )
+                    .await
+                    .map_err(rpc("calling SecureInferenceApi::lineage_status"))
+            },
+        )
+        .await
     }
 
     /// The owner's standing authorisation to retrain a model, if any.
@@ -422,36 +572,62 @@ pub mod read {
         at: &AtBlock,
         model_id: u32,
     ) -> Result<Option<RetrainAuthorisation>, ChainError> {
-        let v = at
-            .storage()
-            .try_fetch(
-                smidl::storage().secure_inference().retrain_authorisations(),
-                (model_id,),
-            )
-            .await
-            .map_err(rpc("reading RetrainAuthorisations"))?;
-        v.map(|v| v.decode().map_err(rpc("decoding RetrainAuthorisations")))
-            .transpose()
+        timed(
+            "reading chain state (retrain_authorisation)",
+            CALL_TIMEOUT,
+            async {
+                let v = at
+                    .storage()
+                    .try_fetch(
+                        smidl::storage().secure_inference().retrain_authorisations(),
+                        (model_id,),
+                    )
+                    .await
+                    .map_err(rpc("reading RetrainAuthorisations"))?;
+                v.map(|v| v.decode().map_err(rpc("decoding RetrainAuthorisations")))
+                    .transpose()
+            },
+        )
+        .await
     }
 
     /// The erasure attestations of the model's latest attested epoch, if any.
     pub async fn erasure(at: &AtBlock, model_id: u32) -> Result<Option<EpochErasure>, ChainError> {
-        let v = at
-            .storage()
-            .try_fetch(smidl::storage().secure_inference().erasures(), (model_id,))
-            .await
-            .map_err(rpc("reading Erasures"))?;
-        v.map(|v| v.decode().map_err(rpc("decoding Erasures")))
-            .transpose()
+        timed("reading chain state (erasure)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .try_fetch(smidl::storage().secure_inference().erasures(), (model_id,))
+                .await
+                .map_err(rpc("reading Erasures"))?;
+            v.map(|v| v.decode().map_err(rpc("decoding Erasures")))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Whether `who` has an account on chain (a balance, hence something to pay with).
+    pub async fn account_exists(at: &AtBlock, who: &AccountId32) -> Result<bool, ChainError> {
+        timed("reading chain state (account)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .try_fetch(smidl::storage().system().account(), (*who,))
+                .await
+                .map_err(rpc("reading System.Account"))?;
+            Ok(v.is_some())
+        })
+        .await
     }
 
     pub async fn next_model_id(at: &AtBlock) -> Result<u32, ChainError> {
-        let v = at
-            .storage()
-            .fetch(smidl::storage().secure_inference().next_model_id(), ())
-            .await
-            .map_err(rpc("reading NextModelId"))?;
-        v.decode().map_err(rpc("decoding NextModelId"))
+        timed("reading chain state (next_model_id)", CALL_TIMEOUT, async {
+            let v = at
+                .storage()
+                .fetch(smidl::storage().secure_inference().next_model_id(), ())
+                .await
+                .map_err(rpc("reading NextModelId"))?;
+            v.decode().map_err(rpc("decoding NextModelId"))
+        })
+        .await
     }
 }
 

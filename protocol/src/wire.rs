@@ -60,7 +60,11 @@ pub struct Stored {
 /// `GET /health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok`, or `degraded` while the worker has no live connection to the node.
     pub status: String,
+    /// Whether the worker follows the chain right now.
+    #[serde(default)]
+    pub chain_connected: bool,
     pub worker: String,
     pub best_block: u64,
     pub finalized_block: u64,

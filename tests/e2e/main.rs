@@ -2,8 +2,10 @@
 //! order; each scenario uses its own model so they do not interfere).
 //!
 //! 1. happy path: decrypted prediction = clear quantised model + noise within its tail bound;
-//! 2. tampered (commitment mismatch) and malformed ciphertexts are rejected and refunded;
-//! 3. a replayed API request is refused;
+//! 2. tampered (commitment mismatch), malformed and unprovable ciphertexts are refused at
+//!    upload; a request for an input the worker does not hold is rejected and refunded;
+//! 3. a replayed API request is refused; unauthenticated, oversized and unentitled uploads are
+//!    refused before their bodies are read (the bodies are never sent);
 //! 4. a non-worker account cannot submit results; the worker killed with SIGKILL around a
 //!    request and restarted finishes every request exactly once;
 //! 5. budget exhaustion and K exhaustion refuse further requests;
@@ -13,11 +15,16 @@
 //!    its objects taken while it was live opens with nothing in the key directory;
 //! 7. two accounts on one lineage exhaust its budget together (per-account budgets left);
 //! 8. a result is never served before its completion is finalized;
-//! 9. with two workers registered, each request is answered once, by its assigned worker;
+//! 9. with two workers registered, each request is answered once, by its assigned worker, also
+//!    when one is SIGKILLed and restarted in the middle of a burst of requests;
 //! 10. the owner's authorised, staged retrain is carried out by the worker at the limit;
 //! 11. clinics' sealed contributions, an aggregator's k-anonymous release on chain, the
 //!     provider's raw-data retrain refused, the retrain on the release, and an encrypted
-//!     prediction from the new generation (`smidl demo --clinics`).
+//!     prediction from the new generation (`smidl demo --clinics`);
+//! 12. a worker whose weights are not the ones the chain commits to refuses to answer, and
+//!     after its bounded retries rejects the request (refunding it);
+//! 13. the node SIGKILLed and restarted under a running worker: the worker reconnects by
+//!     itself and answers the next request.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -140,55 +147,160 @@ async fn happy_path(bob: &Context, alice: &Context) -> Result<()> {
     Ok(())
 }
 
-/// Requests `bytes` and waits until the worker's `MalformedInput` rejection is finalized.
-async fn rejected_as_malformed(
+/// Uploads `bytes` under `commitment` and expects the worker to refuse it with `code`.
+async fn upload_refused(
     ctx: &Context,
     model_id: u32,
+    commitment: [u8; 32],
     bytes: Vec<u8>,
-    what: &str,
+    code: &str,
 ) -> Result<()> {
-    let (id, block) = raw_request(ctx, model_id, chain::blake2_256(&bytes), bytes).await?;
-    let settled = infer::wait_settled(ctx, id, block, block + 50).await?;
-    let Settled::Rejected {
-        block: done,
-        reason,
-    } = settled
-    else {
-        bail!("{what}: {settled:?}");
-    };
-    ensure!(reason.contains("MalformedInput"), "{what}: got {reason}");
-    infer::wait_finalized(ctx, done).await
+    match ctx
+        .worker
+        .put_input(&ctx.key, model_id, &commitment, bytes)
+        .await
+    {
+        Err(e) if e.code() == Some(code) => Ok(()),
+        other => bail!("expected the upload refused as {code}, got {other:?}"),
+    }
 }
 
 async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     let reg = register(alice, policy(50, 1.0, 100.0)).await?;
     let session = keys::session(bob, reg.model_id).await?;
     let before = spent(bob, reg.model_id).await.unwrap_or((0, 0));
-    // Bytes filed under another ciphertext's commitment.
+    // Bytes filed under another ciphertext's commitment: known from the signed body hash,
+    // refused before the body is read.
     let a = session.encrypt(&reg.dataset.test_x[0])?.to_bytes();
     let b = session.encrypt(&reg.dataset.test_x[1])?.to_bytes();
-    let (id, block) = raw_request(bob, reg.model_id, chain::blake2_256(&b), a).await?;
-    match infer::wait_settled(bob, id, block, block + 50).await? {
-        Settled::Rejected { reason, .. } => {
-            ensure!(reason.contains("CommitmentMismatch"), "got {reason}")
-        }
-        other => bail!("tampered input: {other:?}"),
-    }
+    let cb = chain::blake2_256(&b);
+    upload_refused(bob, reg.model_id, cb, a, "commitment_mismatch").await?;
     // Not a ciphertext at all.
     let junk = b"definitely not a ciphertext".to_vec();
-    rejected_as_malformed(bob, reg.model_id, junk, "malformed input").await?;
+    upload_refused(
+        bob,
+        reg.model_id,
+        chain::blake2_256(&junk),
+        junk,
+        "malformed_input",
+    )
+    .await?;
     // Out of the published box: x = 1000·qmax·e_3 would answer 1000·qmax·w_3. It cannot be
-    // proven, so it goes without a proof; the worker refuses it and the chain refunds it.
+    // proven, so it goes without a proof, and the worker's upload-time check refuses it.
     let mut x = vec![0i64; session.spec.feature_count()];
     x[3] = 1000 * session.spec.input.qmax;
     let crafted = session.key.encrypt_quantised(&x)?.to_bytes();
-    rejected_as_malformed(bob, reg.model_id, crafted, "out-of-range input").await?;
+    upload_refused(
+        bob,
+        reg.model_id,
+        chain::blake2_256(&crafted),
+        crafted,
+        "malformed_input",
+    )
+    .await?;
+    // Requesting anyway, on a commitment the worker holds nothing under: rejected, refunded.
+    let call = smidl::transactions()
+        .secure_inference()
+        .request_inference(reg.model_id, cb.into());
+    let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
+    let id = inc
+        .events
+        .find_first::<ev::InferenceRequested>()
+        .context("no InferenceRequested")??
+        .request_id;
+    match infer::wait_settled(bob, id, inc.block_number, inc.block_number + 50).await? {
+        Settled::Rejected { reason, block } => {
+            ensure!(reason.contains("InputMissing"), "got {reason}");
+            infer::wait_finalized(bob, block).await?;
+        }
+        other => bail!("request without a stored input: {other:?}"),
+    }
     let after = spent(bob, reg.model_id).await?;
     ensure!(
         after == before,
         "not refunded: before {before:?}, after {after:?}"
     );
-    eprintln!("  tampered and malformed inputs rejected, budget and n_i refunded: {after:?}");
+    eprintln!(
+        "  tampered, malformed and unprovable inputs refused at upload; a request for a \
+         missing input rejected and refunded: {after:?}"
+    );
+    Ok(())
+}
+
+/// Sends `head` (a request line and headers, no body) over a raw connection to the worker and
+/// returns the status code it answers with, or `None` if it has not answered within 10 s (it
+/// is waiting for the body: the attack on an unprotected route succeeded).
+async fn answer_without_body(worker_url: &str, head: &str) -> Result<Option<u16>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = worker_url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(head.as_bytes()).await?;
+    let mut buf = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    let Ok(n) = read else { return Ok(None) };
+    let text = String::from_utf8_lossy(&buf[..n?]).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP answer: {text:?}"))?;
+    Ok(Some(code))
+}
+
+/// The attacks of a stranger filling the worker's disk and memory: large bodies without a
+/// signature, larger than the route allows, or from accounts the chain gives no right to
+/// upload. Each is refused from its headers; the body is never sent.
+async fn refused_before_read(net: &Devnet, bob: &Context, alice: &Context) -> Result<()> {
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let id = reg.model_id;
+    let url = &net.worker_url;
+    // 100 MB announced for the evaluation-key route (its limit is 160 MiB), no signature.
+    let head = format!(
+        "PUT /v1/models/{id}/eval-key HTTP/1.1\r\nhost: worker\r\n\
+         content-type: application/octet-stream\r\ncontent-length: 100000000\r\n\r\n"
+    );
+    let got = answer_without_body(url, &head).await?;
+    ensure!(
+        got == Some(401),
+        "unauthenticated 100 MB upload: expected 401 before the body, got {got:?}"
+    );
+    // Signed by an account with budget, but 1 GB announced for an input (limit 8 MiB).
+    let small = b"a body that is never sent".to_vec();
+    let c = chain::blake2_256(&small);
+    let path = format!("/v1/models/{id}/inputs/0x{}", hex::encode(c));
+    let signed_head = |key: &subxt_signer::sr25519::Keypair, len: u64| {
+        let h = smidl_worker::auth::sign(key, "PUT", &path, &small);
+        format!(
+            "PUT {path} HTTP/1.1\r\nhost: worker\r\ncontent-type: application/octet-stream\r\n\
+             content-length: {len}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
+            smidl_worker::auth::HEADER_ACCOUNT,
+            h.account,
+            smidl_worker::auth::HEADER_TIMESTAMP,
+            h.timestamp,
+            smidl_worker::auth::HEADER_NONCE,
+            h.nonce,
+            smidl_worker::auth::HEADER_SIGNATURE,
+            h.signature,
+            smidl_worker::auth::HEADER_BODY_HASH,
+            h.body_hash,
+        )
+    };
+    let got = answer_without_body(url, &signed_head(&bob.key, 1_000_000_000)).await?;
+    ensure!(
+        got == Some(413),
+        "oversized signed upload: expected 413 before the body, got {got:?}"
+    );
+    // A well-formed signature by a key with no account on chain (nothing to pay with).
+    let stranger = chain::keypair_from_uri("//SmidlStranger")?;
+    let got = answer_without_body(url, &signed_head(&stranger, small.len() as u64)).await?;
+    ensure!(
+        got == Some(403),
+        "upload by an account that does not exist: expected 403, got {got:?}"
+    );
+    eprintln!(
+        "  unauthenticated (100 MB), oversized (1 GB) and accountless uploads refused from \
+         their headers"
+    );
     Ok(())
 }
 
@@ -693,6 +805,141 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
         }
     }
     eprintln!("  two workers: {by_worker:?} requests, each answered once by its assigned worker");
+
+    // A burst with the second worker SIGKILLed in its middle and restarted after it: nothing
+    // answered twice (no fresh noise for a request already answered), nothing lost.
+    let mut burst = Vec::new();
+    for row in 10..18 {
+        let bytes = session.encrypt(&reg.dataset.test_x[row])?.to_bytes();
+        burst.push((chain::blake2_256(&bytes), bytes));
+    }
+    for (c, bytes) in &burst {
+        for (_, api) in &apis {
+            api.put_input(&bob.key, reg.model_id, c, bytes.clone())
+                .await?;
+        }
+    }
+    let start = bob.at_finalized().await?.block_number();
+    let mut ids = Vec::new();
+    for (i, (c, _)) in burst.iter().enumerate() {
+        if i == burst.len() / 2 {
+            net.kill_extra_worker(0)?;
+        }
+        let call = smidl::transactions()
+            .secure_inference()
+            .request_inference(reg.model_id, (*c).into());
+        let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
+        let e = inc
+            .events
+            .find_first::<ev::InferenceRequested>()
+            .context("no InferenceRequested")??;
+        ids.push((e.request_id, e.worker, inc.block_number));
+    }
+    net.restart_extra_worker(0).await?;
+    let mut last = 0;
+    let mut dave_served = 0;
+    for (id, worker, block) in &ids {
+        let Settled::Result { block: done, .. } =
+            infer::wait_settled(bob, *id, *block, block + 100).await?
+        else {
+            bail!("request {id} of the burst not answered");
+        };
+        last = last.max(done);
+        dave_served += u32::from(worker == &dave_acc);
+    }
+    infer::wait_finalized(bob, last + 2).await?;
+    let counts = answers(bob, start, last + 2).await?;
+    for (id, _, _) in &ids {
+        ensure!(
+            counts.get(id) == Some(&1),
+            "burst request {id} answered {:?} times",
+            counts.get(id)
+        );
+    }
+    ensure!(
+        dave_served > 0,
+        "the killed worker was assigned nothing in the burst"
+    );
+    eprintln!(
+        "  burst of {}: the second worker SIGKILLed mid-burst and restarted; its {dave_served} \
+         requests and the rest each answered exactly once",
+        ids.len()
+    );
+    Ok(())
+}
+
+/// The owner moves the chain's weights commitment to a version this worker does not hold (a
+/// retrain done elsewhere). Answering with the old weights would be answering with a model the
+/// ledger does not vouch for: the worker refuses, retries a bounded number of times, then
+/// rejects the request, which refunds the client.
+async fn stale_weights_refused(net: &Devnet, bob: &Context, alice: &Context) -> Result<()> {
+    use smidl_worker::chain::{LineageChoice, PrivacyMode};
+    let reg = register(alice, policy(50, 1.0, 100.0)).await?;
+    let session = keys::session(bob, reg.model_id).await?;
+    let bytes = session.encrypt(&reg.dataset.test_x[0])?.to_bytes();
+    let c = chain::blake2_256(&bytes);
+    let elsewhere = smidl::transactions().secure_inference().retrain_model(
+        reg.model_id,
+        [0x5a; 32].into(),
+        reg.dataset_commitment.into(),
+        LineageChoice::Continue,
+        PrivacyMode::PerQuery,
+    );
+    chain::submit(&alice.client, &elsewhere, &alice.key, Wait::InBlock).await?;
+    bob.worker
+        .put_input(&bob.key, reg.model_id, &c, bytes)
+        .await?;
+    let before = spent(bob, reg.model_id).await.unwrap_or((0, 0));
+    let call = smidl::transactions()
+        .secure_inference()
+        .request_inference(reg.model_id, c.into());
+    let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
+    let id = inc
+        .events
+        .find_first::<ev::InferenceRequested>()
+        .context("no InferenceRequested")??
+        .request_id;
+    match infer::wait_settled(bob, id, inc.block_number, inc.block_number + 60).await? {
+        Settled::Rejected { reason, block } => {
+            ensure!(reason.contains("EvaluationFailed"), "got {reason}");
+            infer::wait_finalized(bob, block).await?;
+        }
+        other => bail!("a worker with stale weights answered: {other:?}"),
+    }
+    let log = std::fs::read_to_string(net.worker_log())?;
+    ensure!(
+        log.contains("not the ones the chain commits to"),
+        "the worker did not say why it refused"
+    );
+    let after = spent(bob, reg.model_id).await?;
+    ensure!(after == before, "not refunded: {before:?} → {after:?}");
+    eprintln!("  stale weights: the worker refused, then rejected request {id} (refunded)");
+    Ok(())
+}
+
+/// The node dies under a running worker and comes back on the same chain: the worker
+/// reconnects by itself (no restart) and answers the next request.
+async fn node_restart_survived(net: &mut Devnet) -> Result<()> {
+    let home = net.dir.join("client-home");
+    net.restart_node().await?;
+    let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
+    let bob = alice.as_account(dev::bob());
+    let reg = register(&alice, policy(50, 1.0, 100.0)).await?;
+    let session = keys::session(&bob, reg.model_id).await?;
+    let Answer::Result(o) = infer::infer(&bob, &session, &reg.dataset.test_x[0]).await? else {
+        bail!("rejected after the node restart");
+    };
+    let log = std::fs::read_to_string(net.worker_log())?;
+    ensure!(
+        log.contains("reconnected to the node"),
+        "the worker did not reconnect"
+    );
+    let health = WorkerApi::new(&net.worker_url).health().await?;
+    ensure!(health.chain_connected, "health says: {health:?}");
+    eprintln!(
+        "  node SIGKILLed and restarted: the worker reconnected and answered in block #{}",
+        o.result_block
+    );
     Ok(())
 }
 
@@ -883,6 +1130,9 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
         .await
         .context("tampered/malformed")?;
     replay_refused(&bob, &alice).await.context("replay")?;
+    refused_before_read(net, &bob, &alice)
+        .await
+        .context("refused before the body is read")?;
     crash_recovery(net, &bob, &charlie, &alice)
         .await
         .context("crash recovery")?;
@@ -907,6 +1157,12 @@ async fn scenarios(net: &mut Devnet) -> Result<()> {
     two_workers(net, &bob, &alice)
         .await
         .context("two workers")?;
+    stale_weights_refused(net, &bob, &alice)
+        .await
+        .context("stale weights refused")?;
+    node_restart_survived(net)
+        .await
+        .context("node restart survived")?;
     Ok(())
 }
 

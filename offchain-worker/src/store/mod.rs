@@ -72,6 +72,10 @@ pub struct StoredInput {
     pub owner: AccountId,
     pub bytes: Vec<u8>,
     pub uploaded_at_ms: u64,
+    /// The weights commitment of the model whose `verify_input` accepted this ciphertext at
+    /// upload (its input proof). Kept inside the authenticated vault, so a storage host cannot
+    /// set it; evaluation under other weights verifies again.
+    pub verified_for: Option<Hash>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

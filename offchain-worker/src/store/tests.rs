@@ -69,6 +69,7 @@ fn input(owner: u8, bytes: &[u8]) -> StoredInput {
         owner: [owner; 32],
         bytes: bytes.to_vec(),
         uploaded_at_ms: 1_700_000_000_000,
+        verified_for: None,
     }
 }
 
