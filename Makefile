@@ -66,6 +66,10 @@ bench-oram:
 
 ## The worker at scale: engine throughput, then a dev node and worker under --per-block requests
 ## per block for --blocks blocks (RESULT lines; defaults 200 × 20, about an hour here, most of it
-## the clients proving their inputs). E.g. `make bench-load ARGS="--per-block 100 --blocks 5"`.
-bench-load: build
-	bash scripts/cargo.sh run -p smidl-e2e --bin smidl-load-bench -- $(ARGS)
+## the clients proving their inputs). E.g. `make bench-load ARGS="--per-block 40 --blocks 5"`.
+## The worker and the bench run optimised (release); the node is the debug build.
+bench-load: node
+	bash scripts/cargo.sh build --release -p smidl-worker -p smidl-e2e --bin smidl-worker --bin smidl-load-bench
+	mkdir -p $(CARGO_TARGET_DIR)/bench-load-bin
+	ln -sf $(CARGO_TARGET_DIR)/debug/smidl-node $(CARGO_TARGET_DIR)/release/smidl-worker $(CARGO_TARGET_DIR)/bench-load-bin/
+	SMIDL_BIN_DIR=$(CARGO_TARGET_DIR)/bench-load-bin $(CARGO_TARGET_DIR)/release/smidl-load-bench $(ARGS)

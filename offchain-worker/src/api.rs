@@ -542,6 +542,7 @@ async fn put_input(
         ));
     }
     if !w.installed_models()?.contains(&id) {
+        tracing::warn!(model = id, "input refused: model not installed here");
         return Err(WorkerError::ModelNotInstalled(id).into());
     }
     let epoch = input_quota(&w, id, who).await?;
@@ -611,10 +612,19 @@ async fn input_quota(w: &Worker, model_id: u32, who: [u8; 32]) -> Result<u32, Fa
             "this account does not exist on chain (it holds no funds to request with)",
         ));
     }
-    let status = read::model_status(&at, model_id)
+    let Some(status) = read::model_status(&at, model_id)
         .await
         .map_err(WorkerError::from)?
-        .ok_or(WorkerError::ModelNotInstalled(model_id))?;
+    else {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "model_not_on_chain",
+            format!(
+                "model {model_id} is not registered on chain (at block #{})",
+                at.block_number()
+            ),
+        ));
+    };
     let usage = read::account_status(&at, model_id, &account)
         .await
         .map_err(WorkerError::from)?;

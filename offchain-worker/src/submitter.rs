@@ -40,16 +40,29 @@ impl Submitter {
         signer: &Keypair,
         call: &C,
     ) -> Result<Included, ChainError> {
-        let progress = self.send(client, signer, call).await?;
-        match chain::watch(client, progress, Wait::InBlock).await {
-            Ok(included) => Ok(included),
-            Err(e) => {
-                if !matches!(e, ChainError::Refused { .. } | ChainError::Dispatch(_)) {
-                    // Not included: a nonce gap may be why. A dispatch refusal, in contrast,
-                    // is included and used its nonce.
-                    self.forget().await;
+        let mut attempt = 0;
+        loop {
+            let progress = self.send(client, signer, call).await?;
+            match chain::watch(client, progress, Wait::InBlock).await {
+                Ok(included) => return Ok(included),
+                Err(e) => {
+                    if !matches!(e, ChainError::Refused { .. } | ChainError::Dispatch(_)) {
+                        // Not included: a nonce gap may be why. A dispatch refusal, in
+                        // contrast, is included and used its nonce.
+                        self.forget().await;
+                    }
+                    match e {
+                        // The pool accepted it, then found its nonce used (by another signer
+                        // of the account, e.g. the owner's CLI on a dev chain): it never ran,
+                        // so sending it again with a fresh nonce is safe.
+                        ChainError::Invalid(m)
+                            if chain::is_nonce_collision(&m) && attempt < NONCE_RETRIES =>
+                        {
+                            attempt += 1;
+                        }
+                        e => return Err(e),
+                    }
                 }
-                Err(e)
             }
         }
     }

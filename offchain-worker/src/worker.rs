@@ -381,13 +381,14 @@ impl Worker {
         }
     }
 
-    /// A client view at the latest best block the follower saw (finalized before that).
+    /// A client view at the latest best block the follower saw (the node's best before that).
     pub async fn at_best(&self) -> Result<chain::AtBlock, ChainError> {
         let best = *self.best.borrow();
         let client = self.client();
         match best {
             Some((_, hash)) => client.block(hash).await,
-            None => client.finalized().await,
+            // Not followed yet (just started, or reconnecting): ask the node.
+            None => client.best().await,
         }
     }
 

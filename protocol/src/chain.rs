@@ -71,6 +71,22 @@ impl Client {
         .await
     }
 
+    /// A view of the node's best block (with [`CALL_TIMEOUT`]): newer than the finalized
+    /// one, which can trail it by many blocks on a loaded machine.
+    pub async fn best(&self) -> Result<AtBlock, ChainError> {
+        let hash = timed("reading the best block", CALL_TIMEOUT, async {
+            self.rpc
+                .chain_get_block_hash(None)
+                .await
+                .map_err(rpc("reading the best block"))
+        })
+        .await?;
+        match hash {
+            Some(h) => self.block(h).await,
+            None => self.finalized().await,
+        }
+    }
+
     /// A view of the block `hash` (with [`CALL_TIMEOUT`]).
     pub async fn block(&self, hash: H256) -> Result<AtBlock, ChainError> {
         timed("reading a block", CALL_TIMEOUT, async {
@@ -306,22 +322,25 @@ pub async fn submit<C: Payload>(
     wait: Wait,
 ) -> Result<Included, ChainError> {
     let mut attempt = 0;
-    let progress = loop {
+    loop {
         let nonce = client.next_nonce(&account_of(signer)).await?;
-        match send(client, call, signer, nonce).await {
-            Ok(progress) => break progress,
+        let sent = match send(client, call, signer, nonce).await {
+            Ok(progress) => watch(client, progress, wait).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             // Another process signing for the same account (the provider's CLI next to its
-            // worker) took this nonce between our read and our submission. The pool refused
-            // ours, so nothing was sent twice: read the nonce again and resubmit, a bounded
-            // number of times.
-            Err(ChainError::Nonce(_)) if attempt < NONCE_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(300 * attempt as u64)).await;
-            }
-            Err(e) => return Err(e),
+            // worker) took this nonce between our read and our submission, or got its own
+            // transaction with this nonce included first. Either way ours never executed, so
+            // nothing is sent twice: read the nonce again and resubmit, a bounded number of
+            // times.
+            Err(ChainError::Nonce(_)) if attempt < NONCE_RETRIES => {}
+            Err(ChainError::Invalid(m)) if is_nonce_collision(&m) && attempt < NONCE_RETRIES => {}
+            other => return other,
         }
-    };
-    watch(client, progress, wait).await
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(300 * attempt as u64)).await;
+    }
 }
 
 /// Signs `call` with `nonce` and hands it to the node's pool, without waiting for inclusion.
@@ -414,14 +433,16 @@ async fn watch_unbounded(
 const NONCE_RETRIES: u32 = 5;
 
 /// Whether the pool refused a submission because its nonce was already taken: by a pooled
-/// transaction of higher priority (RPC error 1014) or by one already included ("outdated",
-/// 1010 with `Stale`). Only these are safe to resubmit with a fresh nonce: the refused
-/// transaction never entered the pool.
-fn is_nonce_collision(message: &str) -> bool {
+/// transaction of higher priority (RPC error 1014), by one already included ("outdated",
+/// 1010 with `Stale`), or, once pooled, by another transaction of the same nonce that was
+/// included first ("rendered invalid by another extrinsic"). Only these are safe to resubmit
+/// with a fresh nonce: the transaction never executed.
+pub fn is_nonce_collision(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("priority is too low")
         || m.contains("priority of the transaction is too low")
         || m.contains("transaction is outdated")
+        || m.contains("rendered invalid by another extrinsic")
 }
 
 fn dispatch_error(e: subxt::error::TransactionEventsError) -> ChainError {
@@ -613,7 +634,11 @@ pub mod read {
                 .try_fetch(smidl::storage().system().account(), (*who,))
                 .await
                 .map_err(rpc("reading System.Account"))?;
-            Ok(v.is_some())
+            // The map has a default value: an absent account may decode as all zeros. It
+            // exists while something provides for it (a balance above the existential deposit).
+            let Some(v) = v else { return Ok(false) };
+            let info = v.decode().map_err(rpc("decoding System.Account"))?;
+            Ok(info.providers > 0 || info.sufficients > 0)
         })
         .await
     }
@@ -655,6 +680,7 @@ mod tests {
             "The priority of the transaction is too low (pool 4027 > current 2352)",
             "RPC error: 1014: Priority is too low: (4027 vs 2352)",
             "Invalid Transaction (1010): Transaction is outdated",
+            "Extrinsic was rendered invalid by another extrinsic",
         ] {
             assert!(is_nonce_collision(lost), "{lost}");
         }

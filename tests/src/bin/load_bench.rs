@@ -13,8 +13,8 @@
 //! worker_evals_per_s=…` plus the details. Targets on a 2-core machine: 200 requests per block
 //! for 20 blocks with p99 ≤ 2 and ≥ 500 evaluations per second. Proving the inputs is the
 //! clients' cost (≈ 1.3 s each here) and dominates the wall time: 4 000 inputs take about
-//! 45 minutes on two cores before the load starts. Run with the debug binaries of
-//! `make build` (the FHE crates are optimised in every profile).
+//! 45 minutes on two cores before the load starts. `make bench-load` runs it and the worker
+//! optimised, against the debug node (`SMIDL_BIN_DIR` names where both binaries are).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -310,6 +310,20 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // The worker's own figure: mean time per evaluation (reading the input from its vault,
+    // checking, evaluating, noising, sanitising), from its Prometheus histogram.
+    let metrics = reqwest::get(format!("{}/metrics", net.worker_url))
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let eval_ms = 1e3 * metric("smidl_worker_eval_seconds_sum")
+        / metric("smidl_worker_eval_seconds_count").max(1.0);
     let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
     for b in requested.values() {
         *per_block.entry(*b).or_default() += 1;
@@ -332,8 +346,8 @@ async fn main() -> Result<()> {
     println!(
         "RESULT load requests_per_block={mean_per_block:.1} blocks={} result_lag_blocks_p50={} \
          p99={} max={} missing={missing} worker_evals_per_s={evals_per_s:.0} \
-         max_requests_per_block={max_per_block} inputs_prove_s={prove_s:.0} \
-         inputs_upload_verify_s={upload_s:.0}",
+         max_requests_per_block={max_per_block} worker_eval_ms_mean={eval_ms:.1} \
+         inputs_prove_s={prove_s:.0} inputs_upload_verify_s={upload_s:.0}",
         per_block.len(),
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
