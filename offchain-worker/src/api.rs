@@ -495,7 +495,7 @@ async fn registered_eval_key(
     let mut best = w.best.subscribe();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
     loop {
-        let at = w.at_best().await.map_err(WorkerError::from)?;
+        let at = w.client().best().await.map_err(WorkerError::from)?;
         let found = read::eval_key(&at, &account, model_id)
             .await
             .map_err(WorkerError::from)?;
@@ -601,7 +601,9 @@ async fn put_input(
 /// stay below what it can still request. Returns the model's current epoch.
 async fn input_quota(w: &Worker, model_id: u32, who: [u8; 32]) -> Result<u32, Failure> {
     let account = subxt::utils::AccountId32(who);
-    let at = w.at_best().await.map_err(WorkerError::from)?;
+    // The node's own best block: the follower's view can trail it (e.g. while it replays
+    // finalized blocks after a restart), and a client acts on what its node just showed it.
+    let at = w.client().best().await.map_err(WorkerError::from)?;
     if !read::account_exists(&at, &account)
         .await
         .map_err(WorkerError::from)?
