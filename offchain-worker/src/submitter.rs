@@ -74,6 +74,8 @@ impl Submitter {
         signer: &Keypair,
         call: &C,
     ) -> Result<chain::Progress, ChainError> {
+        // Read before taking the lock: only signing and the pool's answer are serialised.
+        let at = client.finalized().await?;
         let mut next = self.next.lock().await;
         let mut attempt = 0;
         loop {
@@ -81,7 +83,7 @@ impl Submitter {
                 Some(n) => n,
                 None => client.next_nonce(&chain::account_of(signer)).await?,
             };
-            match chain::send(client, call, signer, nonce).await {
+            match chain::send(&at, call, signer, nonce).await {
                 Ok(progress) => {
                     *next = nonce.checked_add(1);
                     return Ok(progress);

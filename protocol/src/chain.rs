@@ -323,8 +323,9 @@ pub async fn submit<C: Payload>(
 ) -> Result<Included, ChainError> {
     let mut attempt = 0;
     loop {
+        let at = client.finalized().await?;
         let nonce = client.next_nonce(&account_of(signer)).await?;
-        let sent = match send(client, call, signer, nonce).await {
+        let sent = match send(&at, call, signer, nonce).await {
             Ok(progress) => watch(client, progress, wait).await,
             Err(e) => Err(e),
         };
@@ -345,13 +346,14 @@ pub async fn submit<C: Payload>(
 
 /// Signs `call` with `nonce` and hands it to the node's pool, without waiting for inclusion.
 /// A refused nonce is [`ChainError::Nonce`]; any other refusal [`ChainError::Invalid`].
+/// `at` is a recent finalized block (the transaction's metadata and mortality); callers
+/// sending many transactions read it once, outside any nonce lock.
 pub async fn send<C: Payload>(
-    client: &Client,
+    at: &AtBlock,
     call: &C,
     signer: &Keypair,
     nonce: u64,
 ) -> Result<Progress, ChainError> {
-    let at = client.finalized().await?;
     let params = PolkadotExtrinsicParamsBuilder::<Config>::new()
         .nonce(nonce)
         .build();

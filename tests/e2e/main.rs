@@ -102,6 +102,16 @@ async fn raw_request(
     ctx.worker
         .put_input(&ctx.key, model_id, &commitment, bytes)
         .await?;
+    let (id, _, block) = request(ctx, model_id, commitment).await?;
+    Ok((id, block))
+}
+
+/// Sends `request_inference` on `commitment`: (request id, assigned worker, inclusion block).
+async fn request(
+    ctx: &Context,
+    model_id: u32,
+    commitment: [u8; 32],
+) -> Result<(u64, subxt::utils::AccountId32, u64)> {
     let call = smidl::transactions()
         .secure_inference()
         .request_inference(model_id, commitment.into());
@@ -110,7 +120,21 @@ async fn raw_request(
         .events
         .find_first::<ev::InferenceRequested>()
         .context("no InferenceRequested")??;
-    Ok((e.request_id, inc.block_number))
+    Ok((e.request_id, e.worker, inc.block_number))
+}
+
+/// Waits until request `id` (made in `block`) is rejected for `reason` and that is final.
+async fn rejected_for(ctx: &Context, id: u64, block: u64, reason: &str) -> Result<()> {
+    match infer::wait_settled(ctx, id, block, block + 60).await? {
+        Settled::Rejected { reason: got, block } => {
+            ensure!(
+                got.contains(reason),
+                "request {id}: expected {reason}, got {got}"
+            );
+            infer::wait_finalized(ctx, block).await
+        }
+        other => bail!("request {id}: expected a {reason} rejection, got {other:?}"),
+    }
 }
 
 async fn spent(ctx: &Context, model_id: u32) -> Result<(u32, u64)> {
@@ -199,22 +223,8 @@ async fn tampered_and_malformed(bob: &Context, alice: &Context) -> Result<()> {
     )
     .await?;
     // Requesting anyway, on a commitment the worker holds nothing under: rejected, refunded.
-    let call = smidl::transactions()
-        .secure_inference()
-        .request_inference(reg.model_id, cb.into());
-    let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
-    let id = inc
-        .events
-        .find_first::<ev::InferenceRequested>()
-        .context("no InferenceRequested")??
-        .request_id;
-    match infer::wait_settled(bob, id, inc.block_number, inc.block_number + 50).await? {
-        Settled::Rejected { reason, block } => {
-            ensure!(reason.contains("InputMissing"), "got {reason}");
-            infer::wait_finalized(bob, block).await?;
-        }
-        other => bail!("request without a stored input: {other:?}"),
-    }
+    let (id, _, block) = request(bob, reg.model_id, cb).await?;
+    rejected_for(bob, id, block, "InputMissing").await?;
     let after = spent(bob, reg.model_id).await?;
     ensure!(
         after == before,
@@ -746,15 +756,7 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
             api.put_input(&bob.key, reg.model_id, &c, bytes.clone())
                 .await?;
         }
-        let call = smidl::transactions()
-            .secure_inference()
-            .request_inference(reg.model_id, c.into());
-        let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
-        let e = inc
-            .events
-            .find_first::<ev::InferenceRequested>()
-            .context("no InferenceRequested")??;
-        assigned.push((e.request_id, e.worker, inc.block_number));
+        assigned.push(request(bob, reg.model_id, c).await?);
     }
     let mut last = 0;
     let mut by_worker: HashMap<String, u32> = HashMap::new();
@@ -825,15 +827,7 @@ async fn two_workers(net: &mut Devnet, bob: &Context, alice: &Context) -> Result
         if i == burst.len() / 2 {
             net.kill_extra_worker(0)?;
         }
-        let call = smidl::transactions()
-            .secure_inference()
-            .request_inference(reg.model_id, (*c).into());
-        let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
-        let e = inc
-            .events
-            .find_first::<ev::InferenceRequested>()
-            .context("no InferenceRequested")??;
-        ids.push((e.request_id, e.worker, inc.block_number));
+        ids.push(request(bob, reg.model_id, *c).await?);
     }
     net.restart_extra_worker(0).await?;
     let mut last = 0;
@@ -890,22 +884,10 @@ async fn stale_weights_refused(net: &Devnet, bob: &Context, alice: &Context) -> 
         .put_input(&bob.key, reg.model_id, &c, bytes)
         .await?;
     let before = spent(bob, reg.model_id).await.unwrap_or((0, 0));
-    let call = smidl::transactions()
-        .secure_inference()
-        .request_inference(reg.model_id, c.into());
-    let inc = chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await?;
-    let id = inc
-        .events
-        .find_first::<ev::InferenceRequested>()
-        .context("no InferenceRequested")??
-        .request_id;
-    match infer::wait_settled(bob, id, inc.block_number, inc.block_number + 60).await? {
-        Settled::Rejected { reason, block } => {
-            ensure!(reason.contains("EvaluationFailed"), "got {reason}");
-            infer::wait_finalized(bob, block).await?;
-        }
-        other => bail!("a worker with stale weights answered: {other:?}"),
-    }
+    let (id, _, block) = request(bob, reg.model_id, c).await?;
+    rejected_for(bob, id, block, "EvaluationFailed")
+        .await
+        .context("a worker with stale weights must not answer")?;
     let log = std::fs::read_to_string(net.worker_log())?;
     ensure!(
         log.contains("not the ones the chain commits to"),

@@ -120,13 +120,14 @@ fn engine_throughput(
 /// Funds `keys` from Alice in one burst (local nonces, all waited for together).
 async fn fund(alice: &Context, keys: &[Keypair]) -> Result<()> {
     let mut nonce = alice.client.next_nonce(&alice.account()).await?;
+    let at = alice.client.finalized().await?;
     let mut sent = Vec::new();
     for k in keys {
         let call = smidl::transactions().balances().transfer_keep_alive(
             subxt::utils::MultiAddress::Id(chain::account_of(k)),
             1_000_000_000_000_000,
         );
-        sent.push(chain::send(&alice.client, &call, &alice.key, nonce).await?);
+        sent.push(chain::send(&at, &call, &alice.key, nonce).await?);
         nonce += 1;
     }
     for r in futures::future::join_all(
@@ -262,13 +263,14 @@ async fn main() -> Result<()> {
             .map(Iterator::next)
             .collect::<Option<_>>()
             .context("an account ran out of inputs")?;
+        let at = alice.client.finalized().await?;
         let sends = accounts.iter().zip(next).map(|(key, c)| {
-            let client = alice.client.clone();
+            let at = &at;
             let call = smidl::transactions()
                 .secure_inference()
                 .request_inference(reg.model_id, c.into());
             let key = key.clone();
-            async move { chain::send(&client, &call, &key, round as u64).await }
+            async move { chain::send(at, &call, &key, round as u64).await }
         });
         for p in futures::future::join_all(sends).await {
             watches.push(p.context("sending a request")?);
