@@ -4,7 +4,9 @@
 //! registers it with a small K, runs encrypted inferences for two dev accounts on test rows
 //! (each prediction next to the clear model's, with latencies), shows the ledger's counters
 //! and budgets, drives the model to K, shows the refusal, waits for the worker's controlled
-//! deletion and signed reset, and queries again in the new epoch until the budget refuses.
+//! deletion and signed reset, queries again in the new epoch until the budget refuses, and
+//! finally answers one of the first rows again from a model trained with DP on the same rows
+//! (the other privacy mode: one training charge, no per-answer charge).
 
 use std::time::{Duration, Instant};
 
@@ -85,7 +87,7 @@ async fn worker_eval_seconds(url: &str) -> Option<(f64, f64)> {
 }
 
 pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
-    const STEPS: usize = 6;
+    const STEPS: usize = 7;
     let t0 = Instant::now();
     println!("smidl demo: encrypted breast-cancer diagnosis, governed by a local smidl chain");
 
@@ -230,11 +232,25 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         "blocks"
     );
     let mut row = 0usize;
+    let extra_row = 2 * cfg.queries_per_account;
+    let mut beyond_k = None;
     for (name, ctx) in [("Bob", &bob), ("Charlie", &charlie)] {
         let session = crate::keys::session(ctx, reg.model_id).await?;
-        for _ in 0..cfg.queries_per_account {
+        for i in 0..cfg.queries_per_account {
             let x = &ds.test_x[row];
-            let out = match infer::infer(ctx, &session, x).await? {
+            // The K-th request: while it is answered, Bob asks once more, as soon as the chain
+            // counts N = K. Asking after the answer would race the worker's reset.
+            let answer = if name == "Charlie" && i + 1 == cfg.queries_per_account {
+                let (answer, refusal) = tokio::join!(
+                    infer::infer(ctx, &session, x),
+                    ask_beyond_k(&bob, reg.model_id, k, &ds.test_x[extra_row])
+                );
+                beyond_k = Some(refusal?);
+                answer?
+            } else {
+                infer::infer(ctx, &session, x).await?
+            };
+            let out = match answer {
                 Answer::Result(o) => *o,
                 Answer::Rejected { request_id, reason } => {
                     bail!("request #{request_id} was rejected by the worker: {reason}")
@@ -355,20 +371,12 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     }
 
     step(5, STEPS, "the limit: N reached K");
+    println!(
+        "      Bob asked again once N reached K: {}",
+        beyond_k.context("the request beyond K was never sent")?
+    );
+    row = row.max(extra_row + 1);
     let session = crate::keys::session(&bob, reg.model_id).await?;
-    let extra = session.encrypt(&ds.test_x[row])?.to_bytes();
-    let commitment = chain::blake2_256(&extra);
-    bob.worker
-        .put_input(&bob.key, reg.model_id, &commitment, extra)
-        .await?;
-    let call = smidl::transactions()
-        .secure_inference()
-        .request_inference(reg.model_id, commitment.into());
-    match chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await {
-        Err(e) if e.refusal().is_some() => println!("      Bob asks again: {e}"),
-        Err(e) => return Err(e.into()),
-        Ok(_) => bail!("the chain accepted a request beyond K"),
-    }
     let pb = ui::spinner(
         interactive,
         "waiting for the worker to shred epoch 0's client data and reset",
@@ -449,8 +457,45 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
     if last.is_none() {
         bail!("no request succeeded in the new epoch");
     }
+
+    // Last: registering the private model takes a while, and the worker ends a full epoch
+    // meanwhile, so it runs after the steps that depend on the epoch's timing.
+    two_modes(&alice, &bob, &reg, &outcomes, &cfg).await?;
     println!("\ndemo finished in {}", ui::ms(t0.elapsed()));
     Ok(())
+}
+
+/// Uploads one more input for Bob, waits until the finalized chain counts N = K for the model,
+/// then requests: the chain must refuse. Returns the refusal.
+async fn ask_beyond_k(bob: &Context, model_id: u32, k: u32, x: &[f64]) -> Result<String> {
+    let session = crate::keys::session(bob, model_id).await?;
+    let extra = session.encrypt(x)?.to_bytes();
+    let commitment = chain::blake2_256(&extra);
+    bob.worker
+        .put_input(&bob.key, model_id, &commitment, extra)
+        .await?;
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let snap = status::snapshot(bob, model_id, &bob.account()).await?;
+        if snap.model.epoch != 0 {
+            bail!("the model left epoch 0 before Bob's request beyond K was sent");
+        }
+        if snap.model.queries >= k {
+            break;
+        }
+        if Instant::now() > give_up {
+            bail!("the chain never counted N = K");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let call = smidl::transactions()
+        .secure_inference()
+        .request_inference(model_id, commitment.into());
+    match chain::submit(&bob.client, &call, &bob.key, Wait::InBlock).await {
+        Err(e) if e.refusal().is_some() => Ok(e.to_string()),
+        Err(e) => Err(e.into()),
+        Ok(_) => bail!("the chain accepted a request beyond K"),
+    }
 }
 
 /// Waits until the model's epoch moves past `epoch` on the finalized chain; returns the block
@@ -501,4 +546,153 @@ pub async fn wait_for_new_epoch(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// ε of the demo's privately trained model: the operating point of the DP table in
+/// docs/benchmarks.md.
+const PRIVATE_TRAIN_EPSILON: f64 = 1.0;
+/// Answers an account may get from the private model's weights: a limit, not a budget, because
+/// exact scores of fixed weights leak the weights (docs/privacy.md, "Model extraction").
+const PRIVATE_ANSWERS_PER_ACCOUNT: u32 = 8;
+const PRIVATE_ANSWERS_PER_GENERATION: u32 = 32;
+
+/// Step 7: a row of step 3 answered again by a model trained on the same rows in the other
+/// privacy mode, with what each answer cost on the ledger. Fails the demo if the ledger charged
+/// the private model per answer or did not charge its training once.
+async fn two_modes(
+    alice: &Context,
+    bob: &Context,
+    per_query: &model::Registered,
+    outcomes: &[(String, usize, Outcome)],
+    cfg: &DemoConfig,
+) -> Result<()> {
+    step(
+        7,
+        7,
+        "one row, two privacy modes: noise on every answer vs weights trained with DP once",
+    );
+    let (_, row, pq) = outcomes
+        .iter()
+        .find(|(name, _, _)| name == "Bob")
+        .context("Bob has no answer from step 3")?;
+    let before = status::snapshot(alice, per_query.model_id, &alice.account()).await?;
+    let private = model::register(
+        alice,
+        RegisterOptions {
+            source: Source::Logistic {
+                l2_lambda: smidl_dp::train::DEFAULT_L2_LAMBDA,
+                clip_norm: smidl_dp::train::DEFAULT_CLIP_NORM,
+            },
+            csv: None,
+            workers: vec![alice.account()],
+            policy: PolicyArgs {
+                max_queries: (2 * cfg.queries_per_account) as u32,
+                lifetime_blocks: cfg.lifetime_blocks,
+                idle_blocks: cfg.idle_blocks,
+                epsilon_per_query: cfg.epsilon_per_query,
+                account_budget: cfg.account_budget,
+                zcdp_delta_exponent: None,
+                fee: 0,
+            },
+            lineage: model::LineageArg::Join(per_query.lineage_id),
+            privacy: model::PrivacyArg::PrivateModel {
+                epsilon: PRIVATE_TRAIN_EPSILON,
+                answers_per_account: PRIVATE_ANSWERS_PER_ACCOUNT,
+                answers_per_generation: PRIVATE_ANSWERS_PER_GENERATION,
+            },
+            label_answers: false,
+            on_limit: cfg.on_limit,
+            delete_eval_keys: true,
+        },
+    )
+    .await?;
+    let registered = status::snapshot(alice, per_query.model_id, &alice.account()).await?;
+    let training_charge = before
+        .model
+        .lineage_remaining
+        .checked_sub(registered.model.lineage_remaining)
+        .context("the lineage's budget grew")?;
+    let ds = &private.dataset;
+    println!(
+        "      model {} registered on the same {} rows (lineage {}): logistic regression trained \
+         with DP at ε = {PRIVATE_TRAIN_EPSILON} (output perturbation, λ = {}, R = {}); test \
+         accuracy of the released weights {:.4}; the lineage paid ε {} once (left: {} → {})",
+        private.model_id,
+        ds.train_x.len(),
+        private.lineage_id,
+        smidl_dp::train::DEFAULT_L2_LAMBDA,
+        smidl_dp::train::DEFAULT_CLIP_NORM,
+        private.float.accuracy(&ds.test_x, &ds.test_y),
+        ui::micro(training_charge),
+        ui::micro(before.model.lineage_remaining),
+        ui::micro(registered.model.lineage_remaining),
+    );
+    if training_charge == 0 {
+        bail!("registering the private model charged the lineage nothing");
+    }
+
+    let session = crate::keys::session(bob, private.model_id).await?;
+    let answer = match infer::infer(bob, &session, &ds.test_x[*row]).await? {
+        Answer::Result(o) => *o,
+        Answer::Rejected { request_id, reason } => {
+            bail!("request #{request_id} on the private model was rejected: {reason}")
+        }
+    };
+    let after = status::snapshot(bob, private.model_id, &bob.account()).await?;
+    let bob_private = after
+        .account
+        .as_ref()
+        .context("no usage recorded for Bob on the private model")?;
+    let bob_per_query = status::snapshot(bob, per_query.model_id, &bob.account())
+        .await?
+        .account
+        .context("no usage recorded for Bob on the per-query model")?;
+    let p = |o: &Outcome| {
+        o.prediction
+            .probabilities
+            .get(1)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "      Bob's test row {row} (truth {}), clear model without DP: class {}",
+        ds.test_y[*row],
+        per_query.float.predict_class(&ds.test_x[*row])
+    );
+    println!(
+        "        per-query      model {}, request #{}: class {}, p(malig) {:.3} (noisy score); \
+         charged ε {} to Bob and to the lineage; Bob has spent ε {} of {}",
+        per_query.model_id,
+        pq.request_id,
+        pq.prediction.class,
+        p(pq),
+        cfg.epsilon_per_query,
+        ui::micro(bob_per_query.spent_epsilon),
+        ui::micro(bob_per_query.budget),
+    );
+    println!(
+        "        private-model  model {}, request #{}: class {}, p(malig) {:.3} (exact score of \
+         the DP weights); charged ε {} to Bob, lineage unchanged ({} left); {} more answers \
+         for Bob from these weights",
+        private.model_id,
+        answer.request_id,
+        answer.prediction.class,
+        p(&answer),
+        ui::micro(bob_private.spent_epsilon),
+        ui::micro(after.model.lineage_remaining),
+        bob_private.queries_left_by_budget,
+    );
+    if bob_per_query.remaining == 0 {
+        println!(
+            "      Bob's budget on the per-query model is spent, so it refuses him; the private \
+             model still answers him, within its answer limit"
+        );
+    }
+    if bob_private.spent_epsilon != 0 {
+        bail!("the private model's answer was charged to Bob's budget");
+    }
+    if after.model.lineage_remaining != registered.model.lineage_remaining {
+        bail!("the private model's answer was charged to the lineage");
+    }
+    Ok(())
 }

@@ -247,6 +247,7 @@ async fn health(State(w): State<Shared>) -> Result<Json<Health>, Failure> {
 }
 
 async fn metrics(State(w): State<Shared>) -> impl IntoResponse {
+    w.metrics.set_vault(w.store.vault_stats());
     (
         [(
             axum::http::header::CONTENT_TYPE,

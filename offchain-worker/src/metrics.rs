@@ -37,6 +37,10 @@ pub struct Metrics {
     pub reconnects: Counter,
     /// Attempts that failed and will be retried (evaluation or submission).
     pub retries: Counter,
+    /// Vault totals (`store::vault::VaultStats`), copied in when `/metrics` is read.
+    pub vault_accesses: Gauge,
+    pub vault_cache_hits: Gauge,
+    pub vault_cache_misses: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +55,24 @@ impl Default for Metrics {
         let finalized_block = Gauge::default();
         let reconnects = Counter::default();
         let retries = Counter::default();
+        let vault_accesses = Gauge::default();
+        let vault_cache_hits = Gauge::default();
+        let vault_cache_misses = Gauge::default();
+        registry.register(
+            "vault_accesses",
+            "ORAM accesses made by the vaults since start (each one tree path on the storage)",
+            vault_accesses.clone(),
+        );
+        registry.register(
+            "vault_cache_hits",
+            "Vault reads served from memory since start",
+            vault_cache_hits.clone(),
+        );
+        registry.register(
+            "vault_cache_misses",
+            "Vault reads that went to the ORAM since start",
+            vault_cache_misses.clone(),
+        );
         registry.register(
             "reconnects",
             "Node connections re-established after an outage",
@@ -103,6 +125,9 @@ impl Default for Metrics {
             finalized_block,
             reconnects,
             retries,
+            vault_accesses,
+            vault_cache_hits,
+            vault_cache_misses,
         }
     }
 }
@@ -114,6 +139,13 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    pub fn set_vault(&self, v: crate::store::vault::VaultStats) {
+        let g = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+        self.vault_accesses.set(g(v.accesses));
+        self.vault_cache_hits.set(g(v.cache_hits));
+        self.vault_cache_misses.set(g(v.cache_misses));
     }
 
     pub fn render(&self) -> String {

@@ -223,6 +223,7 @@ mod seal;
 #[cfg(test)]
 mod tests;
 pub mod vault;
+mod vault_cache;
 
 use seal::*;
 pub use vault::Erasure;
@@ -281,6 +282,11 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
 }
 impl Store {
+    /// The vaults' ORAM accesses and read-cache use since the process started.
+    pub fn vault_stats(&self) -> vault::VaultStats {
+        self.vaults.stats()
+    }
+
     /// Opens the store in `data_dir` with its keys in `key_dir`, creating the directories
     /// (0700), the data key (0600) and the database on first use. Refuses a key directory inside
     /// the data directory (or the reverse), a key file in the data directory, a key file others

@@ -584,3 +584,47 @@ fn after_shredding_nothing_on_the_machine_decrypts_the_epoch() {
         );
     }
 }
+
+/// The read cache: repeated reads of a fresh input or result reach no storage, and the cache
+/// never serves a value the vault no longer holds (replaced, removed, shredded, or after a
+/// restart).
+#[test]
+fn cached_reads_make_no_oram_access_and_never_go_stale() {
+    let (dir, store) = open();
+    let accesses = |s: &Store| s.vaults.run(|v| v.accesses(1, 0)).unwrap();
+    store.put_input(1, &[1; 32], &input(1, b"abc")).unwrap();
+    let after_put = accesses(&store);
+    assert!(after_put > 0);
+    for _ in 0..5 {
+        assert_eq!(store.input(1, &[1; 32]).unwrap(), Some(input(1, b"abc")));
+    }
+    assert_eq!(
+        accesses(&store),
+        after_put,
+        "a cached read reached the ORAM"
+    );
+
+    store.put_input(1, &[1; 32], &input(1, b"new")).unwrap();
+    assert_eq!(store.input(1, &[1; 32]).unwrap(), Some(input(1, b"new")));
+    store.put_result(&result(5, 1, 0)).unwrap();
+    assert!(store.result(5).unwrap().is_some());
+    assert!(store.discard_unreleased_result(5).unwrap());
+    assert_eq!(
+        store.result(5).unwrap(),
+        None,
+        "a removed result served from the cache"
+    );
+
+    // A restart starts cold: the first read goes to the ORAM, the second does not.
+    drop(store);
+    let store = reopen(&dir).unwrap();
+    let before = accesses(&store);
+    assert_eq!(store.input(1, &[1; 32]).unwrap(), Some(input(1, b"new")));
+    let cold = accesses(&store);
+    assert!(
+        cold > before,
+        "a read after a restart did not reach the ORAM"
+    );
+    assert_eq!(store.input(1, &[1; 32]).unwrap(), Some(input(1, b"new")));
+    assert_eq!(accesses(&store), cold);
+}

@@ -11,11 +11,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use smidl_oram::{Backend, Config, Layout, Oram, OramError, Params, RecordKey, Records};
 
+use super::vault_cache::VaultCache;
 use super::StoreError;
 
 /// 4 KiB blocks: an input (≈ 33 KB) is 9 blocks, a result (≈ 12 KB) 4.
@@ -30,6 +32,9 @@ pub const INLINE_MAX: u64 = 64 << 10;
 pub const MAX_ACCESSES: u64 = 1 << 20;
 /// Client memory for the tree top.
 const TREETOP_BYTES: usize = 2 << 20;
+/// Memory for recently written or read values (`vault_cache`): a few hundred requests' inputs
+/// and results, or four evaluation keys of the 30-30-2 network.
+pub const CACHE_BYTES: usize = 256 << 20;
 /// Every journal record carries the stash padded to its bound (≈ 87 × 4 KiB), so the ring is
 /// kept short: 128 slots (≈ 46 MB) and a checkpoint every 128 accesses.
 const CHECKPOINT_EVERY: u32 = 128;
@@ -76,6 +81,25 @@ type Job = Box<dyn FnOnce(&mut VaultState) + Send>;
 pub(super) struct Vaults {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<Counters>,
+}
+
+/// Totals since the process started, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VaultStats {
+    /// ORAM accesses (each one tree path read and rewritten on the storage).
+    pub accesses: u64,
+    /// Value reads served from memory.
+    pub cache_hits: u64,
+    /// Value reads that went to the ORAM.
+    pub cache_misses: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accesses: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 pub(super) struct VaultState {
@@ -83,6 +107,8 @@ pub(super) struct VaultState {
     storage_root: PathBuf,
     state_dir: PathBuf,
     open: HashMap<(u32, u64), Records>,
+    cache: VaultCache,
+    stats: Arc<Counters>,
 }
 
 impl Vaults {
@@ -100,7 +126,10 @@ impl Vaults {
             storage_root: storage_root.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
             open: HashMap::new(),
+            cache: VaultCache::new(CACHE_BYTES),
+            stats: Arc::default(),
         };
+        let stats = state.stats.clone();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("smidl-vault".into())
@@ -116,7 +145,16 @@ impl Vaults {
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            stats,
         })
+    }
+
+    pub fn stats(&self) -> VaultStats {
+        VaultStats {
+            accesses: self.stats.accesses.load(Ordering::Relaxed),
+            cache_hits: self.stats.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.stats.cache_misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` on the vault thread and waits for its answer.
@@ -198,9 +236,15 @@ impl VaultState {
             .open
             .get_mut(&(model_id, generation))
             .expect("just opened");
+        let before = rec.oram().seq();
         let out = op(&self.rt, rec);
+        let made = rec.oram().seq().saturating_sub(before);
+        self.stats.accesses.fetch_add(made, Ordering::Relaxed);
         if out.is_err() {
             self.open.remove(&(model_id, generation));
+            // The reopened handle recovers the last acknowledged state, which a failed write
+            // may or may not have reached.
+            self.cache.forget_generation(model_id, generation);
         }
         Ok(out?)
     }
@@ -211,10 +255,19 @@ impl VaultState {
         generation: u64,
         key: RecordKey,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.cache.get(&(model_id, generation, key)) {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(v));
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         if !self.exists(model_id, generation) {
             return Ok(None);
         }
-        self.with(model_id, generation, |rt, r| rt.block_on(r.get(&key)))
+        let v = self.with(model_id, generation, |rt, r| rt.block_on(r.get(&key)))?;
+        if let Some(v) = &v {
+            self.cache.insert((model_id, generation, key), v);
+        }
+        Ok(v)
     }
 
     pub fn put(
@@ -224,9 +277,13 @@ impl VaultState {
         key: RecordKey,
         value: &[u8],
     ) -> Result<(), StoreError> {
+        let slot = (model_id, generation, key);
+        self.cache.remove(&slot);
         self.with(model_id, generation, |rt, r| {
             rt.block_on(r.put(&key, value))
-        })
+        })?;
+        self.cache.insert(slot, value);
+        Ok(())
     }
 
     pub fn remove(
@@ -235,10 +292,17 @@ impl VaultState {
         generation: u64,
         key: RecordKey,
     ) -> Result<bool, StoreError> {
+        self.cache.remove(&(model_id, generation, key));
         if !self.exists(model_id, generation) {
             return Ok(false);
         }
         self.with(model_id, generation, |rt, r| rt.block_on(r.remove(&key)))
+    }
+
+    /// ORAM accesses the generation has made (tests: what reached the untrusted storage).
+    #[cfg(test)]
+    pub fn accesses(&mut self, model_id: u32, generation: u64) -> Result<u64, StoreError> {
+        self.with(model_id, generation, |_, r| Ok(r.oram().seq()))
     }
 
     /// Live keys of the generation (none if it was never created).
@@ -281,6 +345,7 @@ impl VaultState {
                 .open
                 .remove(&(model_id, generation))
                 .expect("just opened");
+            self.cache.forget_generation(model_id, generation);
             let report = self.rt.block_on(rec.shred())?;
             erasure.final_root = Some(report.final_root);
             erasure.tree_root = Some(report.tree_root);

@@ -326,6 +326,10 @@ async fn main() -> Result<()> {
     };
     let eval_ms = 1e3 * metric("smidl_worker_eval_seconds_sum")
         / metric("smidl_worker_eval_seconds_count").max(1.0);
+    // Every vault access since the worker started (uploads, evaluations, releases) per request.
+    let accesses_per_request =
+        metric("smidl_worker_vault_accesses") / requested.len().max(1) as f64;
+    let cache_hits = metric("smidl_worker_vault_cache_hits");
     let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
     for b in requested.values() {
         *per_block.entry(*b).or_default() += 1;
@@ -349,7 +353,8 @@ async fn main() -> Result<()> {
         "RESULT load requests_per_block={mean_per_block:.1} blocks={} result_lag_blocks_p50={} \
          p99={} max={} missing={missing} worker_evals_per_s={evals_per_s:.0} \
          max_requests_per_block={max_per_block} worker_eval_ms_mean={eval_ms:.1} \
-         inputs_prove_s={prove_s:.0} inputs_upload_verify_s={upload_s:.0}",
+         inputs_prove_s={prove_s:.0} inputs_upload_verify_s={upload_s:.0} \
+         vault_accesses_per_request={accesses_per_request:.1} vault_cache_hits={cache_hits:.0}",
         per_block.len(),
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
