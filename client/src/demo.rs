@@ -627,8 +627,14 @@ async fn two_modes(
         ui::micro(before.model.lineage_remaining),
         ui::micro(registered.model.lineage_remaining),
     );
-    if training_charge == 0 {
-        bail!("registering the private model charged the lineage nothing");
+    // The demo's policy is pure ε: the training costs its ε, rounded up to the micro-ε.
+    let expected = smidl_dp::Accounting::PureEpsilon
+        .training_cost_micro(ui::to_micro_up(PRIVATE_TRAIN_EPSILON)?);
+    if training_charge != expected {
+        bail!(
+            "registering the private model charged the lineage {training_charge} micro-ε, not \
+             its training ε ({expected})"
+        );
     }
 
     let session = crate::keys::session(bob, private.model_id).await?;
