@@ -53,6 +53,24 @@ impl Default for DemoConfig {
     }
 }
 
+/// The demo's numbered steps.
+const STEPS: usize = 7;
+
+impl DemoConfig {
+    /// The chain policy of the demo's models: K = two accounts' queries, pure ε.
+    fn policy(&self) -> PolicyArgs {
+        PolicyArgs {
+            max_queries: (2 * self.queries_per_account) as u32,
+            lifetime_blocks: self.lifetime_blocks,
+            idle_blocks: self.idle_blocks,
+            epsilon_per_query: self.epsilon_per_query,
+            account_budget: self.account_budget,
+            zcdp_delta_exponent: None,
+            fee: 0,
+        }
+    }
+}
+
 fn step(i: usize, n: usize, what: &str) {
     println!("\n[{i}/{n}] {what}");
 }
@@ -87,7 +105,6 @@ async fn worker_eval_seconds(url: &str) -> Option<(f64, f64)> {
 }
 
 pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
-    const STEPS: usize = 7;
     let t0 = Instant::now();
     println!("smidl demo: encrypted breast-cancer diagnosis, governed by a local smidl chain");
 
@@ -118,16 +135,8 @@ pub async fn run(cfg: DemoConfig, interactive: bool) -> Result<()> {
         STEPS,
         "training, registering and installing the model (provider: Alice)",
     );
-    let k = (2 * cfg.queries_per_account) as u32;
-    let policy = PolicyArgs {
-        max_queries: k,
-        lifetime_blocks: cfg.lifetime_blocks,
-        idle_blocks: cfg.idle_blocks,
-        epsilon_per_query: cfg.epsilon_per_query,
-        account_budget: cfg.account_budget,
-        zcdp_delta_exponent: None,
-        fee: 0,
-    };
+    let policy = cfg.policy();
+    let k = policy.max_queries;
     let reg = model::register(
         &alice,
         RegisterOptions {
@@ -567,8 +576,8 @@ async fn two_modes(
     cfg: &DemoConfig,
 ) -> Result<()> {
     step(
-        7,
-        7,
+        STEPS,
+        STEPS,
         "one row, two privacy modes: noise on every answer vs weights trained with DP once",
     );
     let (_, row, pq) = outcomes
@@ -579,21 +588,10 @@ async fn two_modes(
     let private = model::register(
         alice,
         RegisterOptions {
-            source: Source::Logistic {
-                l2_lambda: smidl_dp::train::DEFAULT_L2_LAMBDA,
-                clip_norm: smidl_dp::train::DEFAULT_CLIP_NORM,
-            },
+            source: Source::private_logistic_defaults(),
             csv: None,
             workers: vec![alice.account()],
-            policy: PolicyArgs {
-                max_queries: (2 * cfg.queries_per_account) as u32,
-                lifetime_blocks: cfg.lifetime_blocks,
-                idle_blocks: cfg.idle_blocks,
-                epsilon_per_query: cfg.epsilon_per_query,
-                account_budget: cfg.account_budget,
-                zcdp_delta_exponent: None,
-                fee: 0,
-            },
+            policy: cfg.policy(),
             lineage: model::LineageArg::Join(per_query.lineage_id),
             privacy: model::PrivacyArg::PrivateModel {
                 epsilon: PRIVATE_TRAIN_EPSILON,

@@ -225,6 +225,17 @@ pub async fn register(ctx: &Context, opts: RegisterOptions) -> Result<Registered
     })
 }
 
+impl Source {
+    /// Logistic regression at the private trainer's defaults (λ, R tuned for its noise); with
+    /// `PrivacyArg::PrivateModel`, [`source_for`] trains it with DP.
+    pub fn private_logistic_defaults() -> Self {
+        Source::Logistic {
+            l2_lambda: smidl_dp::train::DEFAULT_L2_LAMBDA,
+            clip_norm: smidl_dp::train::DEFAULT_CLIP_NORM,
+        }
+    }
+}
+
 /// The model to train for a privacy mode: a private model is the logistic regression trained
 /// with DP, calibrated to exactly what the chain will charge under `accounting`.
 pub fn source_for(source: &Source, privacy: PrivacyArg, accounting: &Accounting) -> Result<Source> {

@@ -932,10 +932,7 @@ async fn private_model_labels(bob: &Context, alice: &Context) -> Result<()> {
     let reg = model::register(
         alice,
         RegisterOptions {
-            source: Source::Logistic {
-                l2_lambda: smidl_dp::train::DEFAULT_L2_LAMBDA,
-                clip_norm: smidl_dp::train::DEFAULT_CLIP_NORM,
-            },
+            source: Source::private_logistic_defaults(),
             csv: None,
             workers: vec![chain::account_of(&dev::alice())],
             policy: policy(50, 1.0, 10.0),

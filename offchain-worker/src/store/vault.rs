@@ -277,12 +277,12 @@ impl VaultState {
         key: RecordKey,
         value: &[u8],
     ) -> Result<(), StoreError> {
-        let slot = (model_id, generation, key);
-        self.cache.remove(&slot);
+        // A failed put forgets the generation's cached values (`with`); a stored one replaces
+        // the cached value.
         self.with(model_id, generation, |rt, r| {
             rt.block_on(r.put(&key, value))
         })?;
-        self.cache.insert(slot, value);
+        self.cache.insert((model_id, generation, key), value);
         Ok(())
     }
 
