@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smidl_fhe::{EncryptedInput, VerifiedInput};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::{self, read, smidl, ChainError, PrivacyMode, RejectReason, RequestStatus};
 use crate::dp::Mechanism;
@@ -26,12 +26,21 @@ pub enum Verdict {
     Reject(RejectReason, String),
 }
 
-/// Takes unsettled `Queued` jobs from the store and processes them on a bounded pool until
-/// `stop` turns true; then waits (up to `settings.drain_timeout`) for the jobs in flight.
+/// Jobs in flight at once, evaluating or waiting for their answer's inclusion. Above the
+/// chain's 256 requests per block, so a full block of answers can wait for inclusion together.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// Takes unsettled `Queued` jobs from the store and processes them until `stop` turns true;
+/// then waits (up to `settings.drain_timeout`) for the jobs in flight. Two bounds: at most
+/// `settings.concurrency` jobs evaluate at once (CPU), and at most [`MAX_IN_FLIGHT`] are in
+/// flight in all. An evaluation slot is given back once the answer is stored, before it is
+/// submitted: holding it across the inclusion wait (a block or more) capped the worker at
+/// `concurrency` answers per block whatever its CPU could do.
 /// Woken by the follower; also polls, so nothing waits on a lost wake-up.
 pub async fn run_executor(worker: Arc<Worker>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let slots = worker.settings.concurrency.max(1);
     let pool = Arc::new(Semaphore::new(slots));
+    let tasks = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let in_flight = Arc::new(std::sync::Mutex::new(
         std::collections::HashSet::<u64>::new(),
     ));
@@ -64,13 +73,16 @@ pub async fn run_executor(worker: Arc<Worker>, mut stop: tokio::sync::watch::Rec
             if !fresh {
                 continue;
             }
+            let Ok(task) = tasks.clone().acquire_owned().await else {
+                return;
+            };
             let Ok(permit) = pool.clone().acquire_owned().await else {
                 return;
             };
             let (w, set) = (worker.clone(), in_flight.clone());
             tokio::spawn(async move {
                 let id = job.request_id;
-                match process(&w, job).await {
+                match process(&w, job, permit).await {
                     Ok(()) => {
                         w.retry_at.lock().map(|mut r| r.remove(&id)).ok();
                     }
@@ -79,7 +91,7 @@ pub async fn run_executor(worker: Arc<Worker>, mut stop: tokio::sync::watch::Rec
                 if let Ok(mut s) = set.lock() {
                     s.remove(&id);
                 }
-                drop(permit);
+                drop(task);
             });
         }
         tokio::select! {
@@ -91,7 +103,7 @@ pub async fn run_executor(worker: Arc<Worker>, mut stop: tokio::sync::watch::Rec
     // Every slot back means every job in flight finished (answer stored and submitted).
     let drained = tokio::time::timeout(
         worker.settings.drain_timeout,
-        pool.acquire_many(slots as u32),
+        tasks.acquire_many(MAX_IN_FLIGHT as u32),
     )
     .await;
     match drained {
@@ -139,7 +151,14 @@ fn failed(worker: &Worker, id: u64, e: &WorkerError) {
 }
 
 /// Handles one job end to end (idempotent: safe to call again after a crash at any point).
-pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerError> {
+///
+/// `evaluating` is the job's evaluation slot: held while the job reads the chain and evaluates,
+/// given back before the answer's submission waits for inclusion.
+pub async fn process(
+    worker: &Arc<Worker>,
+    mut job: Job,
+    evaluating: OwnedSemaphorePermit,
+) -> Result<(), WorkerError> {
     let at = worker.at_best().await?;
     let Some(request) = read::request(&at, job.request_id).await? else {
         // Not (yet) on our best chain: re-orged out or not imported. The follower settles it
@@ -219,6 +238,7 @@ pub async fn process(worker: &Arc<Worker>, mut job: Job) -> Result<(), WorkerErr
             verdict
         }
     };
+    drop(evaluating);
     answer(worker, job, verdict).await
 }
 

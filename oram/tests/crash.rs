@@ -122,23 +122,55 @@ async fn sigkill_loses_no_acknowledged_write() {
 /// write-back from the acknowledged journal record, and every block reads back.
 #[tokio::test]
 async fn a_torn_in_place_write_back_is_redone_on_reopen() {
+    torn_write_back(true).await;
+}
+
+/// Unformatted, a bucket's file is created by its first write-back, directly (not staged and
+/// renamed). A crash can leave such a file empty or half written; it is redone the same way.
+#[tokio::test]
+async fn a_torn_new_bucket_file_is_redone_on_reopen() {
+    torn_write_back(false).await;
+}
+
+async fn torn_write_back(formatted: bool) {
     use smidl_oram::{Trace, TraceEvent};
     let dir = tempfile::tempdir().unwrap();
     let trace: Trace = Default::default();
     let mut cfg = config(dir.path());
     cfg.trace = Some(trace.clone());
     let mut oram = Oram::create(cfg).await.unwrap();
-    oram.format().await.unwrap();
+    if formatted {
+        oram.format().await.unwrap();
+    }
+    let bucket_file = |n: u64| dir.path().join("storage/torture/b").join(n.to_string());
     let mut model = HashMap::new();
-    for i in 0..40u64 {
+    let mut created_last = 0;
+    // Formatted: 40 writes. Unformatted: until a write creates a file (leaves never reached
+    // before), after at least 10; at 64 leaves that happens within a few writes.
+    for i in 0..400u64 {
+        if (formatted && i >= 40) || (!formatted && i >= 10 && created_last > 0) {
+            break;
+        }
         let a = (i * 5) % CAPACITY;
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&(i + 1).to_le_bytes());
         b[8..].copy_from_slice(&a.to_le_bytes());
         trace.lock().unwrap().clear();
+        let existed: Vec<bool> = (0..2 * CAPACITY).map(|n| bucket_file(n).exists()).collect();
         oram.write(a, &b).await.unwrap();
         model.insert(a, b.to_vec());
+        created_last = trace
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, TraceEvent::PutBucket(n) if !existed[*n as usize]))
+            .count();
     }
+    assert_eq!(
+        created_last > 0,
+        !formatted,
+        "the last write-back should create files exactly when the tree is unformatted"
+    );
     let last_path: Vec<u64> = trace
         .lock()
         .unwrap()
@@ -149,15 +181,16 @@ async fn a_torn_in_place_write_back_is_redone_on_reopen() {
         })
         .collect();
     assert!(last_path.len() >= 2, "the path has remote buckets");
-    let bucket_file = |n: u64| dir.path().join("storage/torture/b").join(n.to_string());
-    // Tear them: the front half of the new object over the back half of garbage, and one file
-    // cut short.
+    // Tear them: the front half of the new object over the back half of garbage, one file cut
+    // short, and (unformatted) one left empty, as a crash right after creating it would.
     for (i, &n) in last_path.iter().enumerate() {
         let f = bucket_file(n);
         let mut bytes = std::fs::read(&f).unwrap();
         let half = bytes.len() / 2;
         if i == 0 {
             bytes.truncate(half);
+        } else if i == last_path.len() - 1 && !formatted {
+            bytes.clear();
         } else {
             bytes[half..].iter_mut().for_each(|x| *x ^= 0xa5);
         }

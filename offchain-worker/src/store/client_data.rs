@@ -140,6 +140,7 @@ impl Store {
         self.vaults.run(move |v| v.remove(m, g, key))?;
         self.write(|txn| {
             txn.open_table(RESULT_LOC)?.remove(request_id)?;
+            txn.open_table(RELEASED)?.remove(request_id)?;
             txn.open_table(RESULTS_BY_EPOCH)?
                 .remove((m, e, request_id))?;
             Ok(true)
@@ -154,6 +155,8 @@ impl Store {
         let old = self.write(|txn| {
             let mut loc = txn.open_table(RESULT_LOC)?;
             let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
+            // A new result is not released until its own completion is final.
+            txn.open_table(RELEASED)?.remove(id)?;
             let old = loc.insert(id, (model, epoch))?.map(|v| v.value());
             if let Some((m, e)) = old {
                 index.remove((m, e, id))?;
@@ -174,16 +177,25 @@ impl Store {
 
     /// Marks a stored result fetchable once its completion with `output_commitment` is
     /// final. Returns whether a matching result was found.
+    ///
+    /// The mark is a sealed copy of the commitment under the request id (no ORAM access): a
+    /// host that forges, moves or replays one makes [`Store::result`] read "not released".
     pub fn release_result(
         &self,
         request_id: u64,
         output_commitment: &Hash,
     ) -> Result<bool, StoreError> {
         match self.result(request_id)? {
-            Some(mut r) if &r.output_commitment == output_commitment => {
+            Some(r) if &r.output_commitment == output_commitment => {
                 if !r.released {
-                    r.released = true;
-                    self.put_result(&r)?;
+                    let sealed = self
+                        .sealer
+                        .seal(&released_aad(request_id), output_commitment)?;
+                    self.write(|txn| {
+                        txn.open_table(RELEASED)?
+                            .insert(request_id, sealed.as_slice())?;
+                        Ok(())
+                    })?;
                 }
                 Ok(true)
             }
@@ -205,9 +217,13 @@ impl Store {
                 .open_table(VAULT_GEN)?
                 .get(model)?
                 .map_or(0, |v| v.value());
-            Ok(Some((model, epoch, g)))
+            let mark = txn
+                .open_table(RELEASED)?
+                .get(request_id)?
+                .map(|v| v.value().to_vec());
+            Ok(Some((model, epoch, g, mark)))
         })?;
-        let Some((model, epoch, g)) = loc else {
+        let Some((model, epoch, g, mark)) = loc else {
             return Ok(None);
         };
         let key = result_key(model, epoch, request_id);
@@ -215,14 +231,33 @@ impl Store {
             return Ok(None);
         };
         let plain = Zeroizing::new(plain);
-        let r: StoredResult = decode("result", &plain)?;
+        let mut r: StoredResult = decode("result", &plain)?;
         if (r.request_id, r.model_id, r.epoch) != (request_id, model, epoch) {
             return Err(StoreError::Inconsistent(format!(
                 "the vault's record for request {request_id} holds another result"
             )));
         }
+        r.released = match mark {
+            None => false,
+            Some(sealed) => match self.sealer.open(&released_aad(request_id), &sealed) {
+                Ok(c) if c.as_slice() == r.output_commitment => true,
+                // Forged or moved from another request: not a release. The follower writes a
+                // good one when the completion is final.
+                _ => {
+                    tracing::warn!(
+                        request = request_id,
+                        "a release mark does not open for this result: ignored"
+                    );
+                    false
+                }
+            },
+        };
         Ok(Some(r))
     }
+}
+
+fn released_aad(request_id: u64) -> Vec<u8> {
+    aad("released", &[&request_id.to_be_bytes()])
 }
 
 /// Record keys in a model's vault: a kind tag, then what identifies the record. They never leave

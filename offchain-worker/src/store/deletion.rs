@@ -44,6 +44,7 @@ impl Store {
             txn.open_table(ERASURES)?
                 .insert((model_id, epoch), report.as_slice())?;
             let mut loc = txn.open_table(RESULT_LOC)?;
+            let mut released = txn.open_table(RELEASED)?;
             let mut index = txn.open_table(RESULTS_BY_EPOCH)?;
             let doomed = index
                 .range((model_id, 0, 0)..=(model_id, epoch, u64::MAX))?
@@ -52,6 +53,7 @@ impl Store {
             for (m, e, id) in doomed {
                 index.remove((m, e, id))?;
                 loc.remove(id)?;
+                released.remove(id)?;
             }
             Ok(())
         })?;

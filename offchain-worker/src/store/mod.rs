@@ -87,7 +87,9 @@ pub struct StoredResult {
     pub output: Vec<u8>,
     pub output_commitment: Hash,
     /// Set once `submit_result` with this commitment is final: only then may the requester
-    /// fetch it, so a charge the chain could still refund never buys an answer.
+    /// fetch it, so a charge the chain could still refund never buys an answer. Not part of
+    /// the vault's record: read from the sealed `released` marker ([`Store::result`]).
+    #[serde(skip)]
     pub released: bool,
 }
 
@@ -172,8 +174,9 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 /// Bumped when a table's layout changes; a worker opens only its own format. 2: client data
-/// moved into the epoch vaults.
-const FORMAT: u32 = 2;
+/// moved into the epoch vaults. 3: a result's release is a sealed marker in `released`, not a
+/// field of the vault's record.
+const FORMAT: u32 = 3;
 /// The vaults' objects, under the data directory (untrusted storage).
 const VAULT_DIR: &str = "oram";
 /// The page cache; evaluation keys are large, and the worker caches what it decodes anyway.
@@ -186,6 +189,11 @@ const KEY_CHECK: &[u8] = b"smidl worker data key check";
 
 // Sealed tables.
 const MODELS: TableDefinition<u32, &[u8]> = TableDefinition::new("models");
+/// request_id -> sealed(output commitment): the result with this commitment answered a final
+/// completion and may be served. Sealed because the database sits on the storage host's disk:
+/// a plain flag there would let the host (with a client) unlock an answer whose charge could
+/// still be refunded. Kept out of the vault so that releasing costs no ORAM rewrite.
+const RELEASED: TableDefinition<u64, &[u8]> = TableDefinition::new("released");
 
 // Plain tables.
 /// request_id -> (model_id, epoch): where a result is (its vault and record key).
@@ -362,6 +370,7 @@ impl Store {
         let check_aad = aad("meta", &[META_KEY_CHECK.as_bytes()]);
         self.write(|txn| {
             txn.open_table(MODELS)?;
+            txn.open_table(RELEASED)?;
             txn.open_table(RESULT_LOC)?;
             txn.open_table(RESULTS_BY_EPOCH)?;
             txn.open_table(VAULT_GEN)?;

@@ -628,3 +628,73 @@ fn cached_reads_make_no_oram_access_and_never_go_stale() {
     assert_eq!(store.input(1, &[1; 32]).unwrap(), Some(input(1, b"new")));
     assert_eq!(accesses(&store), cold);
 }
+
+/// What the storage host can do to the database file between two runs of the worker.
+fn host_release_mark(dir: &TempDir, request_id: u64, mark: Option<&[u8]>) -> Option<Vec<u8>> {
+    let db = Database::create(data(dir).join(DB_FILE)).expect("open the database file");
+    let txn = db.begin_write().unwrap();
+    let old = {
+        let mut t = txn.open_table(RELEASED).unwrap();
+        let old = t.get(request_id).unwrap().map(|v| v.value().to_vec());
+        if let Some(m) = mark {
+            t.insert(request_id, m).unwrap();
+        }
+        old
+    };
+    txn.commit().unwrap();
+    old
+}
+
+/// The attack: the storage host holds the database file, and a plain "released" flag there
+/// would let it (with a client) unlock a result whose completion is not final — the answer read,
+/// then the charge refunded. The mark is sealed under the data key and bound to its request: a
+/// forged mark, or a genuine one moved from another request, releases nothing, while a genuine
+/// mark in the same slot does (so the table really is what gates a fetch).
+#[test]
+fn release_marks_cannot_be_forged_or_moved_by_the_storage_host() {
+    let (dir, store) = open();
+    // Both results carry the same output commitment: only the binding to the request differs.
+    store.put_result(&result(5, 1, 0)).unwrap();
+    store.put_result(&result(6, 1, 0)).unwrap();
+    assert!(!store.result(5).unwrap().unwrap().released);
+    let accesses = |s: &Store| s.vaults.run(|v| v.accesses(1, 0)).unwrap();
+    let before = accesses(&store);
+    assert!(
+        !store.release_result(6, &[8; 32]).unwrap(),
+        "another commitment"
+    );
+    assert!(store.release_result(6, &[4; 32]).unwrap());
+    assert_eq!(accesses(&store), before, "releasing rewrote the vault");
+    assert!(store.result(6).unwrap().unwrap().released);
+    drop(store);
+
+    let genuine = host_release_mark(&dir, 6, None).expect("6 is released");
+    host_release_mark(&dir, 5, Some(&genuine));
+    let store = reopen(&dir).unwrap();
+    assert!(
+        store.result(6).unwrap().unwrap().released,
+        "lost across a restart"
+    );
+    assert!(
+        !store.result(5).unwrap().unwrap().released,
+        "a release mark moved from another request unlocked a result"
+    );
+    drop(store);
+
+    let mut forged = genuine.clone();
+    forged[30] ^= 1;
+    host_release_mark(&dir, 5, Some(&forged));
+    let store = reopen(&dir).unwrap();
+    assert!(
+        !store.result(5).unwrap().unwrap().released,
+        "a forged release mark unlocked a result"
+    );
+    // The worker's own mark in that slot does release it.
+    assert!(store.release_result(5, &[4; 32]).unwrap());
+    assert!(store.result(5).unwrap().unwrap().released);
+    // A new result for the request (a re-org's) is not released by the old mark.
+    let mut again = result(5, 1, 0);
+    again.output = vec![1; 8];
+    store.put_result(&again).unwrap();
+    assert!(!store.result(5).unwrap().unwrap().released);
+}
