@@ -45,5 +45,7 @@ pub use crate::error::OramError;
 pub use crate::lifecycle::{key_file, opens_with, read_key_file, verify_tree, ShredReport};
 pub use crate::oram::{Config, Oram};
 pub use crate::records::{Layout, RecordKey, Records};
-pub use crate::storage::{Backend, S3Config, Storage, Trace, TraceEvent};
+pub use crate::storage::{
+    fs_bucket_slot, fs_buckets, Backend, S3Config, Storage, Trace, TraceEvent, PACK,
+};
 pub use crate::tree::{bucket_plain_bytes, stash_bound, Geometry, Params, Z};

@@ -65,7 +65,7 @@ impl Oram {
                     hashes.push(object_hash(&obj));
                     objs.push((node, obj));
                 }
-                try_join_all(objs.into_iter().map(|(n, o)| self.storage.put_bucket(n, o))).await?;
+                self.storage.put_buckets(objs).await?;
                 written += chunk.len() as u64;
             }
             below = hashes;
@@ -133,12 +133,7 @@ impl Oram {
                 puts.push((node, obj));
             }
             for chunk in puts.chunks(64) {
-                try_join_all(
-                    chunk
-                        .iter()
-                        .map(|(n, o)| self.storage.put_bucket(*n, o.clone())),
-                )
-                .await?;
+                self.storage.put_buckets(chunk.to_vec()).await?;
             }
         }
         self.finalized = Some(hashes[0]);

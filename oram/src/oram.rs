@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use futures::future::try_join_all;
 use zeroize::Zeroize;
 
 use crate::bucket::{object_hash, Bucket, EpochId};
@@ -214,9 +213,12 @@ impl Oram {
                 )));
             }
         }
-        let mut storage =
-            cfg.backend
-                .open(&cfg.name, u64::from(cfg.params.checkpoint_every), cfg.sync)?;
+        let mut storage = cfg.backend.open(
+            &cfg.name,
+            u64::from(cfg.params.checkpoint_every),
+            crate::bucket::object_bytes(cfg.params.block_bytes),
+            cfg.sync,
+        )?;
         if let Some(t) = &cfg.trace {
             storage = storage.with_trace(t.clone());
         }
@@ -392,7 +394,7 @@ impl Oram {
         let nodes: Vec<u64> = (g.cached_levels..g.levels())
             .map(|l| g.node(leaf, l))
             .collect();
-        let objs = try_join_all(nodes.iter().map(|&n| self.storage.get_bucket(n))).await?;
+        let objs = self.storage.get_buckets(&nodes).await?;
         let mut expected = if g.cached_levels == 0 {
             self.root_hash
         } else {
@@ -473,16 +475,14 @@ impl Oram {
 
     async fn write_back(&self, record: &Record) -> Result<(), OramError> {
         let g = &self.geo;
-        try_join_all(
-            (g.cached_levels..g.levels())
-                .zip(&record.remote)
-                .map(|(level, obj)| {
-                    self.storage
-                        .put_bucket(g.node(record.path_leaf, level), obj.clone())
-                }),
-        )
-        .await?;
-        Ok(())
+        self.storage
+            .put_buckets(
+                (g.cached_levels..g.levels())
+                    .zip(&record.remote)
+                    .map(|(level, obj)| (g.node(record.path_leaf, level), obj.clone()))
+                    .collect(),
+            )
+            .await
     }
 
     /// Writes the whole client state as `c/{seq}` and drops the journal it replaces.

@@ -125,8 +125,8 @@ async fn a_torn_in_place_write_back_is_redone_on_reopen() {
     torn_write_back(true).await;
 }
 
-/// Unformatted, a bucket's file is created by its first write-back, directly (not staged and
-/// renamed). A crash can leave such a file empty or half written; it is redone the same way.
+/// Unformatted, a bucket's slot is first written by its first write-back. A crash can leave
+/// such a slot unwritten or half written; it is redone the same way.
 #[tokio::test]
 async fn a_torn_new_bucket_file_is_redone_on_reopen() {
     torn_write_back(false).await;
@@ -142,7 +142,14 @@ async fn torn_write_back(formatted: bool) {
     if formatted {
         oram.format().await.unwrap();
     }
-    let bucket_file = |n: u64| dir.path().join("storage/torture/b").join(n.to_string());
+    let storage = dir.path().join("storage");
+    let written = || -> Vec<u64> {
+        smidl_oram::fs_buckets(&storage, "torture", 16)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
     let mut model = HashMap::new();
     let mut created_last = 0;
     // Formatted: 40 writes. Unformatted: until a write creates a file (leaves never reached
@@ -156,14 +163,14 @@ async fn torn_write_back(formatted: bool) {
         b[..8].copy_from_slice(&(i + 1).to_le_bytes());
         b[8..].copy_from_slice(&a.to_le_bytes());
         trace.lock().unwrap().clear();
-        let existed: Vec<bool> = (0..2 * CAPACITY).map(|n| bucket_file(n).exists()).collect();
+        let existed = written();
         oram.write(a, &b).await.unwrap();
         model.insert(a, b.to_vec());
         created_last = trace
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| matches!(e, TraceEvent::PutBucket(n) if !existed[*n as usize]))
+            .filter(|e| matches!(e, TraceEvent::PutBucket(n) if !existed.contains(n)))
             .count();
     }
     assert_eq!(
@@ -181,20 +188,30 @@ async fn torn_write_back(formatted: bool) {
         })
         .collect();
     assert!(last_path.len() >= 2, "the path has remote buckets");
-    // Tear them: the front half of the new object over the back half of garbage, one file cut
-    // short, and (unformatted) one left empty, as a crash right after creating it would.
+    // Tear them in the bucket file: the front half of the new object over the back half of
+    // garbage, one whose back half never reached the disk (zeros), and (unformatted) one slot
+    // never written at all, as a crash before its first write-back would leave it.
+    use std::os::unix::fs::FileExt;
+    let object = smidl_oram::object_bytes(16);
     for (i, &n) in last_path.iter().enumerate() {
-        let f = bucket_file(n);
-        let mut bytes = std::fs::read(&f).unwrap();
+        let (file, off) = smidl_oram::fs_bucket_slot(&storage, "torture", n, 16);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        let mut bytes = vec![0u8; object];
+        f.read_exact_at(&mut bytes, off).unwrap();
         let half = bytes.len() / 2;
         if i == 0 {
-            bytes.truncate(half);
+            bytes[half..].fill(0);
         } else if i == last_path.len() - 1 && !formatted {
-            bytes.clear();
+            bytes.fill(0);
+            f.write_all_at(&[0u8; 8], off - 8).unwrap();
         } else {
             bytes[half..].iter_mut().for_each(|x| *x ^= 0xa5);
         }
-        std::fs::write(&f, &bytes).unwrap();
+        f.write_all_at(&bytes, off).unwrap();
         assert!(
             oram.open_unverified(n, &bytes).is_err(),
             "a torn object must fail authentication"

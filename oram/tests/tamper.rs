@@ -163,10 +163,10 @@ async fn tampering_with_files_on_the_local_filesystem_backend_is_detected() {
     for a in 0..4 {
         oram.write(a, &block(a, 8)).await.unwrap();
     }
-    let file = root.join(NAME).join("b").join("0");
+    let (file, off) = smidl_oram::fs_bucket_slot(&root, NAME, 0, 8);
     let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n / 2] ^= 0x01;
+    let at = off as usize + smidl_oram::object_bytes(8) / 2;
+    bytes[at] ^= 0x01;
     std::fs::write(&file, bytes).unwrap();
     assert_integrity(oram.read(3).await, "a bit flipped on disk");
 }

@@ -490,15 +490,18 @@ struct HostCopy {
 impl HostCopy {
     fn take(vault_dir: &std::path::Path, state_dir: &std::path::Path, name: &str) -> Result<Self> {
         let (epoch, _) = smidl_oram::read_key_file(state_dir, name)?;
-        let mut buckets = Vec::new();
-        for f in files_under(&vault_dir.join("b")).into_iter().take(1) {
-            let node = f
+        let (root, vault) = (
+            vault_dir.parent().context("the vault's storage root")?,
+            vault_dir
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.parse().ok())
-                .context("bucket file name")?;
-            buckets.push((node, std::fs::read(&f)?));
-        }
+                .context("the vault's name")?,
+        );
+        let buckets: Vec<(u64, Vec<u8>)> =
+            smidl_oram::fs_buckets(root, vault, smidl_worker::store::vault::BLOCK_BYTES)?
+                .into_iter()
+                .take(1)
+                .collect();
         ensure!(!buckets.is_empty(), "the live vault has no bucket on disk");
         let geometry = smidl_oram::Geometry::new(&smidl_worker::store::vault::params())?;
         Ok(Self {
