@@ -6,7 +6,9 @@
 //! then 2000 timed ones at uniformly random addresses, alternating write and read.
 //!
 //! Options: `--sizes 12,16,20` (log2 of the block count), `--backends memory,fs,s3,anchor`,
-//! `--big` (adds block_bytes=4096 at 2^16), `--accesses N`.
+//! `--big` (adds block_bytes=4096 at 2^16), `--accesses N`, `--vault` (only the worker's vault
+//! geometry: 2^16 × 4 KiB, 2 MiB tree top, a checkpoint every 128 accesses, on the filesystem
+//! and **unformatted**, as the worker runs it, so first writes of buckets are timed too).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,6 +22,7 @@ struct Opts {
     backends: Vec<String>,
     big: bool,
     accesses: usize,
+    vault: bool,
 }
 
 fn parse() -> Opts {
@@ -28,6 +31,7 @@ fn parse() -> Opts {
         backends: ["anchor", "memory", "fs", "s3"].map(String::from).to_vec(),
         big: true,
         accesses: 2000,
+        vault: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -46,6 +50,10 @@ fn parse() -> Opts {
                 i -= 1;
             }
             "--accesses" => o.accesses = val.parse().expect("--accesses"),
+            "--vault" => {
+                o.vault = true;
+                i -= 1;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -152,9 +160,52 @@ async fn ours(
     p50
 }
 
+/// The worker's vault as it runs: unformatted, so early accesses write buckets for the first
+/// time (and `offchain-worker/src/store/vault.rs` has the same parameters).
+async fn vault(accesses: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut params = Params::new(1 << 16, 4096, 1 << 20);
+    params.treetop_bytes = 2 << 20;
+    params.checkpoint_every = 128;
+    let cfg = Config::new(
+        params,
+        Backend::Fs {
+            root: dir.path().join("storage"),
+        },
+        "vault",
+        dir.path().join("state"),
+    );
+    let mut oram = Oram::create(cfg).await.expect("create");
+    let g = oram.geometry().clone();
+    let data = vec![7u8; 4096];
+    let mut ms = Vec::with_capacity(accesses);
+    let t0 = Instant::now();
+    for _ in 0..accesses {
+        let a = random_below(g.capacity);
+        let t = Instant::now();
+        oram.write(a, &data).await.expect("write");
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mean = t0.elapsed().as_secs_f64() * 1e3 / accesses as f64;
+    println!(
+        "RESULT oram vault blocks=2^16 block_bytes=4096 backend=fs formatted=false \
+         accesses={accesses} ms_per_access_mean={mean:.3} ms_per_access_p50={:.3} \
+         ms_per_access_p99={:.3} treetop_levels={} remote_levels={}",
+        percentile(&mut ms, 0.5),
+        percentile(&mut ms, 0.99),
+        g.cached_levels,
+        g.levels() - g.cached_levels,
+    );
+    let _ = oram.shred().await;
+}
+
 #[tokio::main]
 async fn main() {
     let o = parse();
+    if o.vault {
+        vault(o.accesses).await;
+        return;
+    }
     let s3 = o
         .backends
         .iter()

@@ -169,7 +169,9 @@ async fn main() -> Result<()> {
     let net = Devnet::start().await?;
     let home = net.dir.join("client-home");
     let alice = Context::connect(&net.rpc, &net.worker_url, dev::alice(), home, false).await?;
-    let epsilon = 1.0;
+    // ε = 1 per query, or less when the whole run would overspend the chain's largest lineage
+    // budget (1 000 ε): a load run is not a privacy plan.
+    let epsilon = (900.0 / (total as f64 + 10.0)).min(1.0);
     let reg = model::register(
         &alice,
         RegisterOptions {
