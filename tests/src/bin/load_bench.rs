@@ -298,17 +298,17 @@ async fn main() -> Result<()> {
             async move { chain::send(at, &call, &key, round as u64).await }
         });
         for p in futures::future::join_all(sends).await {
-            watches.push(p.context("sending a request")?);
+            // Watched from now on, so each subscription ends at inclusion: the node allows
+            // a bounded number per connection (1 024 by default), far below blocks × per-block.
+            let (client, p) = (alice.client.clone(), p.context("sending a request")?);
+            watches.push(tokio::spawn(async move {
+                chain::watch(&client, p, Wait::InBlock).await
+            }));
         }
     }
     let mut requested: HashMap<u64, u64> = HashMap::new();
-    for r in futures::future::join_all(
-        watches
-            .into_iter()
-            .map(|p| chain::watch(&alice.client, p, Wait::InBlock)),
-    )
-    .await
-    {
+    for r in futures::future::join_all(watches).await {
+        let r = r.context("a watch task failed")?;
         let inc = r.context("a request was not included")?;
         let e = inc
             .events
