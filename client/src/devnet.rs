@@ -87,6 +87,9 @@ fn spawn_node(bin: &Path, dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<Ch
         .arg("--base-path")
         .arg(dir.join("chain"))
         .args(["--rpc-port", &rpc_port.to_string()])
+        // One client driving many accounts (the load bench: 200 per block) holds a watch per
+        // transaction in flight; the node's default of 1 024 per connection refused it.
+        .args(["--rpc-max-subscriptions-per-connection", "16384"])
         .args(["--port", &p2p_port.to_string()])
         .stdout(Stdio::from(log_file(dir, "node.log")?))
         .stderr(Stdio::from(log_file(dir, "node.log")?))
